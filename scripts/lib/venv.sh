@@ -8,7 +8,7 @@ reforge_venv() {
         echo "venv: reforge needs Python >= 3.11 ('$python' is $("$python" --version 2>&1))" >&2
         return 1
     fi
-    stamp="$root/.venv/.requirements.sha256"
+    stamp="$root/.venv/.${want%.txt}.sha256"
     hash=$(cat "$root/requirements.txt" "$root/$want" | sha256sum | cut -d' ' -f1)
     if [ -x "$root/.venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$hash" ]; then
         return 0
