@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -65,18 +66,42 @@ def recreate() -> Callable[[str], None]:
     return recreate_container
 
 
-def playbook_stats(playbook: Path, *args: str) -> dict[str, dict[str, int]]:
-    """Run a playbook against the scenario's inventory; return its per-host stats."""
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class PlaybookRun:
+    """What one ansible-playbook run printed, parsed from the json callback."""
+
+    rc: int
+    output: str
+    stats: dict[str, dict[str, int]]
+
+    def changed(self, host: str) -> int:
+        return self.stats.get(host, {}).get("changed", 0)
+
+    def failed(self, host: str) -> int:
+        return self.stats.get(host, {}).get("failures", 0)
+
+
+def run_playbook(playbook: str, *args: str, extra_vars: dict | None = None) -> PlaybookRun:
+    """Run a project playbook (path relative to the project) against the scenario's inventory."""
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_CALLBACKS_ENABLED="")
-    result = subprocess.run(
-        ["ansible-playbook", "-i", _inventory(), str(playbook), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return json.loads(result.stdout)["stats"]
+    command = ["ansible-playbook", "-i", _inventory(), str(PROJECT / playbook), *args]
+    if extra_vars:
+        command += ["-e", json.dumps(extra_vars)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    try:
+        stats = json.loads(result.stdout[result.stdout.index("{"):])["stats"]
+    except ValueError:
+        stats = {}
+    return PlaybookRun(result.returncode, result.stdout + result.stderr, stats)
+
+
+@pytest.fixture(scope="session")
+def playbook() -> Callable[..., PlaybookRun]:
+    """Return the function that runs a project playbook against the scenario's hosts."""
+    return run_playbook
 
 
 @pytest.fixture(scope="session")

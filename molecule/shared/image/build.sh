@@ -35,11 +35,14 @@ if ! command -v debootstrap >/dev/null; then
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
 
-# Use the Debian mirror this host's apt already uses; without one, debootstrap's default.
-mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null \
-    | grep -v -e security -e '^$' | head -n 1 || true)
-if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
-    mirror=$(awk '$1 == "deb" && $0 !~ /security/ { print $2; exit }' /etc/apt/sources.list || true)
+# On a Debian host, use the mirror its apt already uses; elsewhere, debootstrap's default.
+mirror=
+if grep -qx 'ID=debian' /etc/os-release 2>/dev/null; then
+    mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null \
+        | grep -v -e security -e '^$' | head -n 1 || true)
+    if [ -z "$mirror" ] && [ -f /etc/apt/sources.list ]; then
+        mirror=$(awk '$1 == "deb" && $0 !~ /security/ { print $2; exit }' /etc/apt/sources.list || true)
+    fi
 fi
 
 rootfs=$(mktemp -d "${TMPDIR:-/var/tmp}/reforge-rootfs.XXXXXX")
