@@ -34,6 +34,19 @@ def get_host() -> Callable[[str], Host]:
     return factory
 
 
+def run_as_root(name: str, command: str) -> str:
+    """Run a shell command as root in a container, whoever Ansible connects as."""
+    exit_code, output = docker.from_env().containers.get(name).exec_run(["sh", "-c", command], user="root")
+    assert exit_code == 0, f"{command!r} failed in {name}: {output.decode()}"
+    return output.decode()
+
+
+@pytest.fixture(scope="session")
+def as_root() -> Callable[[str, str], str]:
+    """Return the function that runs a command as root in a container."""
+    return run_as_root
+
+
 def recreate_container(name: str) -> None:
     """Destroy a container and start a fresh one from the same image.
 
@@ -86,7 +99,7 @@ class PlaybookRun:
 
 def run_playbook(playbook: str, *args: str, extra_vars: dict | None = None) -> PlaybookRun:
     """Run a project playbook (path relative to the project) against the scenario's inventory."""
-    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_CALLBACKS_ENABLED="")
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
     command = ["ansible-playbook", "-i", _inventory(), str(PROJECT / playbook), *args]
     if extra_vars:
         command += ["-e", json.dumps(extra_vars)]
