@@ -1,4 +1,4 @@
-"""Shared fixtures for the unit tests of the base_env role's conda modules.
+"""Shared fixtures for the unit tests of the shared conda modules (library/, module_utils/).
 
 The modules import ``ansible.module_utils.conda_cli``; Ansible finds it in the
 role's module_utils/ at run time. Here it is loaded from that file and
@@ -29,12 +29,11 @@ from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 
 REPO = Path(__file__).resolve().parents[2]
-ROLE = REPO / "roles" / "base_env"
 
 
 def _register_module_utils() -> None:
     name = "ansible.module_utils.conda_cli"
-    spec = importlib.util.spec_from_file_location(name, ROLE / "module_utils" / "conda_cli.py")
+    spec = importlib.util.spec_from_file_location(name, REPO / "module_utils" / "conda_cli.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -43,8 +42,8 @@ def _register_module_utils() -> None:
 
 
 _register_module_utils()
-if str(ROLE / "library") not in sys.path:
-    sys.path.insert(0, str(ROLE / "library"))
+if str(REPO / "library") not in sys.path:
+    sys.path.insert(0, str(REPO / "library"))
 
 CHANNEL_URL = "https://channels.invalid/conda-forge"
 PYPI_URL = "https://pypi.invalid/"
