@@ -1,0 +1,105 @@
+"""Check -e/--extra-vars before the run, and learn which values are secret.
+
+Values are parsed the way ansible-playbook reads them (`@file`, a YAML/JSON
+mapping, or key=value pairs) only to find secrets and to refuse unreadable
+input with a clear message; ansible-playbook still receives them as given
+(files with an absolute path, because the run's working directory is the
+project). Error messages never quote a value: it may be a secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ansible.errors import AnsibleError
+from ansible.parsing.splitter import parse_kv
+
+from reforge.errors import UsageError
+from reforge.secrets import secret_values
+
+VAULT_HEADER = "$ANSIBLE_VAULT"
+
+
+class _TolerantLoader(yaml.SafeLoader):
+    """SafeLoader that reads Ansible's tags (!vault, !unsafe) as plain data."""
+
+
+def _construct_tagged(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)
+
+
+_TolerantLoader.add_multi_constructor("!", _construct_tagged)
+
+
+@dataclass
+class ExtraVars:
+    """The -e arguments to pass on, and the secret values they hold."""
+
+    args: list[str] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)
+
+
+def _yaml_error(error: yaml.YAMLError) -> str:
+    # str(error) quotes the offending line, which may hold a secret.
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or "invalid YAML"
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    return f"{problem}{where}"
+
+
+def _load_mapping(text: str, origin: str) -> dict[str, Any]:
+    try:
+        data = yaml.load(text, Loader=_TolerantLoader)
+    except yaml.YAMLError as error:
+        raise UsageError(f"{origin} is not valid YAML or JSON: {_yaml_error(error)}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{origin} must hold a mapping of variable names to values")
+    return data
+
+
+def _read_file(value: str, cwd: Path) -> tuple[str, dict[str, Any]]:
+    name = value[1:]
+    if not name:
+        raise UsageError("-e @: a file name must follow the @")
+    path = (cwd / Path(name).expanduser()).resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise UsageError(f"cannot read extra vars file {name}: {reason}") from None
+    if text.lstrip().startswith(VAULT_HEADER):
+        # Encrypted as a whole: ansible-playbook decrypts it; its values stay unknown here.
+        return f"@{path}", {}
+    return f"@{path}", _load_mapping(text, f"extra vars file {name}")
+
+
+def _parse_inline(value: str) -> dict[str, Any]:
+    if value.lstrip().startswith(("{", "[")):
+        return _load_mapping(value, "an -e value")
+    try:
+        pairs: dict[str, Any] = parse_kv(value)
+    except AnsibleError:
+        raise UsageError("an -e value is not valid key=value pairs (check its quoting)") from None
+    return pairs
+
+
+def load_extra_vars(values: list[str], cwd: Path) -> ExtraVars:
+    """Validate every -e value; file names become absolute paths."""
+    result = ExtraVars()
+    for value in values:
+        if value.startswith("@"):
+            arg, data = _read_file(value, cwd)
+        else:
+            arg, data = value, _parse_inline(value)
+        result.args.append(arg)
+        result.secrets |= secret_values(data)
+    return result
