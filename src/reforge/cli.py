@@ -16,7 +16,7 @@ from reforge import __version__
 from reforge.errors import RunError, UsageError
 from reforge.extravars import load_extra_vars
 from reforge.progress import Progress
-from reforge.project import COMMANDS, find_project
+from reforge.project import COMMANDS, DEFAULT_INVENTORIES, find_project
 from reforge.runner import RunRequest, TaskCounts, run, state_dir
 from reforge.secrets import Scrubber
 from reforge.summary import Recorder, build_summary, render_json, render_text
@@ -83,6 +83,8 @@ def _request(args: argparse.Namespace, environ: Mapping[str, str], cwd: Path) ->
     project = find_project(args.project, environ, cwd)
     playbook = project.playbook(args.command)
     inventories = _inventories(args.inventory, cwd)
+    if not inventories and args.command in DEFAULT_INVENTORIES:
+        inventories = [str(project.root / DEFAULT_INVENTORIES[args.command])]
     extra = load_extra_vars(args.extra_vars, cwd)
     cmdline = [flag for flag, wanted in (("--check", args.check), ("--diff", args.diff)) if wanted]
     for value in extra.args:

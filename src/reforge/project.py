@@ -21,6 +21,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Subcommands whose playbooks target the Paperspace inventory unless -i says otherwise.
+DEFAULT_INVENTORIES: dict[str, str] = {
+    "paperspace": "inventory/paperspace.yml",
+    "startup": "inventory/paperspace.yml",
+}
+
+
 @dataclass(frozen=True)
 class Project:
     """A project directory: where ansible-playbook runs and its ansible.cfg."""
