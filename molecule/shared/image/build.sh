@@ -61,8 +61,9 @@ for ca in ${extra_cas[@]+"${extra_cas[@]}"}; do
     "${as_root[@]}" install -m 0644 "$ca" "$rootfs/usr/local/share/ca-certificates/$(basename "$ca")"
 done
 in_root update-ca-certificates >/dev/null
-# Paperspace-like: /notebooks, /storage (a volume at run time), a read-only /datasets.
-in_root mkdir -p /notebooks /storage /datasets /run/sshd
+# Paperspace-like: /notebooks and a read-only /datasets; /storage exists only where a
+# scenario mounts its volume, so laptop-like containers have none, as laptops do.
+in_root mkdir -p /notebooks /datasets /run/sshd
 "${as_root[@]}" install -m 0755 "$here/run.sh" "$rootfs/run.sh"
 "${as_root[@]}" install -m 0755 "$here/jupyter-standin" "$rootfs/usr/local/bin/jupyter-standin"
 # Laptop-like: a non-root user with a normal home directory.
