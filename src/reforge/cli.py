@@ -83,8 +83,9 @@ def _request(args: argparse.Namespace, environ: Mapping[str, str], cwd: Path) ->
     project = find_project(args.project, environ, cwd)
     playbook = project.playbook(args.command)
     inventories = _inventories(args.inventory, cwd)
-    if not inventories and args.command in DEFAULT_INVENTORIES:
-        inventories = [str(project.root / DEFAULT_INVENTORIES[args.command])]
+    default_inventory = project.root / DEFAULT_INVENTORIES.get(args.command, "")
+    if not inventories and args.command in DEFAULT_INVENTORIES and default_inventory.is_file():
+        inventories = [str(default_inventory)]
     extra = load_extra_vars(args.extra_vars, cwd)
     cmdline = [flag for flag, wanted in (("--check", args.check), ("--diff", args.diff)) if wanted]
     for value in extra.args:

@@ -75,3 +75,19 @@ def test_rescued_and_ignored_failures_are_not_final() -> None:
     other = Failure("Try it", "db", "rescued too")
     hosts = {"web": {"failed": 1, "unreachable": 0}, "db": {"failed": 0, "unreachable": 0}}
     assert final_failures([rescued, other, final], hosts) == [final]
+
+
+def test_paperspace_commands_default_to_the_paperspace_inventory(tmp_path):
+    from reforge.cli import _request, build_parser  # noqa: PLC0415
+
+    project = tmp_path / "project"
+    (project / "playbooks").mkdir(parents=True)
+    (project / "inventory").mkdir()
+    (project / "ansible.cfg").write_text("[defaults]\n")
+    (project / "playbooks" / "startup.yml").write_text("---\n")
+    (project / "playbooks" / "base.yml").write_text("---\n")
+    (project / "inventory" / "paperspace.yml").write_text("---\n")
+    startup, _ = _request(build_parser().parse_args(["startup", "--project", str(project)]), {}, tmp_path)
+    assert startup.inventories == [str(project / "inventory" / "paperspace.yml")]
+    converge, _ = _request(build_parser().parse_args(["converge", "--project", str(project)]), {}, tmp_path)
+    assert converge.inventories == []

@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import pytest
 
 import ansible.module_utils
+from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils import basic
 from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
@@ -44,6 +45,27 @@ def _register_module_utils() -> None:
 _register_module_utils()
 if str(REPO / "library") not in sys.path:
     sys.path.insert(0, str(REPO / "library"))
+
+
+@pytest.fixture(autouse=True)
+def module_side_ansible(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Run each test as a module runs on a host: target side, with no warning left from another test.
+
+    Importing any controller part of Ansible (tests/cli does, through reforge's
+    ``ansible.errors`` import) sets ``ansible.module_utils._internal.is_controller``
+    for the whole process. From then on ansible-core 2.19 hands ``AnsibleModule.warn()``
+    and ``deprecate()`` to the controller's Display, so a module result has no
+    ``warnings`` and ``get_warning_messages()`` stays empty. A module on a host never
+    sees that flag, so it is pinned to False here, and the process-global warning and
+    deprecation stores are emptied before and after every test.
+    """
+    monkeypatch.setattr(ansible_internal, "is_controller", False)
+    ansible_warnings._global_warnings.clear()
+    ansible_warnings._global_deprecations.clear()
+    yield
+    ansible_warnings._global_warnings.clear()
+    ansible_warnings._global_deprecations.clear()
+
 
 CHANNEL_URL = "https://channels.invalid/conda-forge"
 PYPI_URL = "https://pypi.invalid/"

@@ -1,13 +1,13 @@
-"""Fixtures for the SSH tests: one real sshd per session, and a fresh temporary home per test."""
+"""Fixtures for the SSH tests: one real sshd, and one run of the staged scenario, per session."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from sshlab import Sshd, Workspace, make_workspace, running_sshd
+from scenario import Scenario, play
+from sshlab import Sshd, running_sshd
 
 
 @pytest.fixture(scope="session")
@@ -17,7 +17,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
         yield server
 
 
-@pytest.fixture
-def workspace(tmp_path: Path, sshd: Sshd) -> Workspace:
-    """A temporary home whose key comes from a controller file that the test sshd authorizes."""
-    return make_workspace(tmp_path, sshd, "file")
+@pytest.fixture(scope="session")
+def scenario(tmp_path_factory: pytest.TempPathFactory, sshd: Sshd) -> Scenario:
+    """The five temporary homes after the scenario's runs, with what was recorded between them."""
+    return play(tmp_path_factory.mktemp("lab"), sshd)

@@ -1,29 +1,17 @@
-"""The git_repos role cloning over SSH from a real sshd, with the key ssh_keys deployed: clone, fast-forward, never force."""
+"""The git_repos role cloning over SSH from a real sshd, with the key ssh_keys deployed: clone, fast-forward, never force.
+
+The decisions for each kind of checkout (and their check-mode predictions) are unit-tested
+on real repositories in tests/unit/test_git_repos_checkout.py; these tests add the SSH
+transport, the role's ssh command and its report, in the session's scenario (see scenario.py).
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from sshlab import SSH_ALIAS, Upstream, Workspace, assert_no_private_key, git, make_upstream
-
-
-def over_ssh(upstream: Upstream) -> str:
-    """The repository's URL through the ssh config alias that ssh_keys wrote."""
-    return f"{SSH_ALIAS}:{upstream.bare}"
-
-
-def head(checkout: Path) -> str:
-    """The commit checked out in a clone."""
-    return git("rev-parse", "HEAD", cwd=checkout)
-
-
-def local_commit(checkout: Path, name: str) -> str:
-    """Commit a new file in a clone without pushing it; return the commit."""
-    (checkout / name).write_text(f"{name}\n", encoding="utf-8")
-    git("add", name, cwd=checkout)
-    git("commit", "--quiet", "-m", f"Local {name}", cwd=checkout)
-    return head(checkout)
+from scenario import REPOSITORIES, Scenario
+from sshlab import git, run
 
 
 def reported(output: str, checkout: Path, status: str) -> bool:
@@ -31,82 +19,61 @@ def reported(output: str, checkout: Path, status: str) -> bool:
     return re.search(rf"{re.escape(str(checkout))} \| {status} \|", output) is not None
 
 
-def test_clones_over_ssh_with_the_deployed_key_and_fast_forwards_later(workspace: Workspace) -> None:
-    upstream = make_upstream(workspace.root, "project")
-    workspace.variables["git_repos_repositories"] = [{"repo": over_ssh(upstream), "version": "main"}]
-
-    first = workspace.converge()
-    checkout = workspace.git_dir / "project"
-    assert (checkout / "README.md").read_text(encoding="utf-8") == "# project\n"
-    assert git("remote", "get-url", "origin", cwd=checkout) == over_ssh(upstream)
-    assert head(checkout) == git("rev-parse", "HEAD", cwd=upstream.work)
-    assert git("symbolic-ref", "--short", "HEAD", cwd=checkout) == "main"
-    log = workspace.sshd.log.read_text(encoding="utf-8", errors="replace")
-    assert f"Accepted publickey for {workspace.sshd.user}" in log
-
-    new_commit = upstream.commit("CHANGES.md", "new upstream work\n")
-    predicted = workspace.converge("--check", "--diff")
-    assert predicted.changed == 1, str(predicted)
-    assert head(checkout) != new_commit, "check mode must not update"
-
-    updated = workspace.converge()
-    assert updated.changed == 1, str(updated)
-    assert head(checkout) == new_commit
-    assert (checkout / "CHANGES.md").is_file()
-
-    again = workspace.converge()
-    checked = workspace.converge("--check", "--diff")
-    assert again.changed == 0, str(again)
-    assert checked.changed == 0, str(checked)
-    assert first.changed >= 1
-    assert_no_private_key(workspace.outputs, workspace.ssh_dir / "id_ed25519")
+def checkout_head(scenario: Scenario, stage: str, name: str) -> str:
+    """The commit checked out in file_linked's checkout after the stage."""
+    recorded = scenario.states[stage]["file_linked"].get(f"git/{name}")
+    assert recorded is not None, f"no checkout {name} after {stage}: {scenario.states[stage]['file_linked']}"
+    return recorded.split()[0]
 
 
-def test_dirty_ahead_and_diverged_checkouts_are_reported_and_left_alone(workspace: Workspace) -> None:
-    names = ("dirty", "ahead", "diverged")
-    upstreams = {name: make_upstream(workspace.root, name) for name in names}
-    workspace.variables["git_repos_repositories"] = [{"repo": over_ssh(upstreams[name]), "dest": name} for name in names]
-    workspace.converge()
-    checkouts = {name: workspace.git_dir / name for name in names}
+def test_clones_over_ssh_with_the_deployed_key(scenario: Scenario) -> None:
+    host = scenario.lab.hosts["file_linked"]
+    upstreams = scenario.upstreams
 
-    (checkouts["dirty"] / "README.md").write_text("my unsaved work\n", encoding="utf-8")
-    dirty_head = head(checkouts["dirty"])
-    ahead_head = local_commit(checkouts["ahead"], "notes.md")
-    diverged_head = local_commit(checkouts["diverged"], "experiment.md")
-    upstreams["dirty"].commit("upstream.md", "upstream\n")
-    upstreams["diverged"].commit("upstream.md", "upstream\n")
+    assert scenario.runs["converge"].host("file_linked").failed == 0, str(scenario.runs["converge"])
+    for name in REPOSITORIES:
+        checkout = host.git_dir / name
+        assert checkout_head(scenario, "converge", name) == scenario.upstream_heads[name]
+        assert scenario.states["converge"]["file_linked"][f"git/{name}"].endswith("''"), "a fresh clone is clean"
+        assert (checkout / "README.md").is_file()
+        assert git("remote", "get-url", "origin", cwd=checkout) == upstreams[name].over_ssh
+    assert (host.git_dir / "project" / "README.md").read_text(encoding="utf-8") == "# project\n"
+    assert git("symbolic-ref", "--short", "HEAD", cwd=host.git_dir / "project") == "main"
 
-    predicted = workspace.converge("--check", "--diff")
-    result = workspace.converge()
-
-    assert predicted.changed == 0, str(predicted)
-    assert result.changed == 0, str(result)
-    assert (checkouts["dirty"] / "README.md").read_text(encoding="utf-8") == "my unsaved work\n"
-    assert head(checkouts["dirty"]) == dirty_head
-    assert head(checkouts["ahead"]) == ahead_head
-    assert head(checkouts["diverged"]) == diverged_head
-    assert git("status", "--porcelain", cwd=checkouts["ahead"]) == ""
-    for name in names:
-        assert reported(result.output, checkouts[name], name), f"{name} is not reported:\n{result.output}"
-    assert "[WARNING]" in result.output
-    assert_no_private_key(workspace.outputs, workspace.ssh_dir / "id_ed25519")
+    # The clones were the only connections before the tests' own logins, all with the deployed key.
+    fingerprint = run(["ssh-keygen", "-l", "-f", str(host.controller_public_key)]).stdout.split()[1]
+    accepted = re.findall(rf"Accepted publickey for {re.escape(scenario.lab.sshd.user)} from 127\.0\.0\.1 .*ED25519 (\S+)", scenario.notes["sshd_log_after_converge"])
+    assert accepted and set(accepted) == {fingerprint}, accepted
+    assert len(accepted) == len(REPOSITORIES)
 
 
-def test_a_checkout_whose_key_is_unprotected_cannot_fetch_until_ssh_keys_fixes_it(workspace: Workspace) -> None:
-    upstream = make_upstream(workspace.root, "guarded")
-    workspace.variables["git_repos_repositories"] = [{"repo": over_ssh(upstream)}]
-    workspace.converge()
-    checkout = workspace.git_dir / "guarded"
-    new_commit = upstream.commit("later.md", "later\n")
-    (workspace.ssh_dir / "id_ed25519").chmod(0o644)
+def test_converged_checkouts_stay_put_on_rerun_and_in_check_mode(scenario: Scenario) -> None:
+    for stage in ("rerun", "check"):
+        assert scenario.runs[stage].host("file_linked").changed == 0, str(scenario.runs[stage])
+        for name in REPOSITORIES:
+            assert scenario.states[stage]["file_linked"][f"git/{name}"] == scenario.states["converge"]["file_linked"][f"git/{name}"]
 
-    # git_repos alone (ssh_keys skipped) cannot fetch with a key that ssh refuses.
-    refused = workspace.playbook("--start-at-task", "git_repos : Gather the connecting user's facts")
-    assert refused.returncode != 0, str(refused)
-    assert "UNPROTECTED PRIVATE KEY FILE" in refused.output
-    assert head(checkout) != new_commit
 
-    fixed = workspace.converge()
-    assert head(checkout) == new_commit
-    assert fixed.changed >= 2, "the key mode and the checkout both changed"
-    assert_no_private_key(workspace.outputs, workspace.ssh_dir / "id_ed25519")
+def test_repair_fast_forwards_and_leaves_dirty_ahead_and_diverged_checkouts_alone_and_reports_them(scenario: Scenario) -> None:
+    host = scenario.lab.hosts["file_linked"]
+    repair = scenario.runs["repair"]
+    changed, repaired = scenario.states["changed"]["file_linked"], scenario.states["repair"]["file_linked"]
+
+    assert repair.host("file_linked").failed == 0, str(repair)
+    assert repair.host("file_linked").changed == 2, f"only the key mode and the project checkout change\n{repair}"
+
+    new_commit = scenario.notes["project_new_commit"]
+    assert checkout_head(scenario, "changed", "project") != new_commit
+    assert checkout_head(scenario, "repair", "project") == new_commit
+    assert (host.git_dir / "project" / "CHANGES.md").read_text(encoding="utf-8") == "new upstream work\n"
+
+    # Left exactly as they were: the same commit and the same uncommitted changes.
+    for name in ("dirty", "ahead", "diverged"):
+        assert repaired[f"git/{name}"] == changed[f"git/{name}"], name
+        assert reported(repair.output, host.git_dir / name, name), f"{name} is not reported:\n{repair.output}"
+    assert "README.md" in changed["git/dirty"]
+    assert (host.git_dir / "dirty" / "README.md").read_text(encoding="utf-8") == "my unsaved work\n"
+    assert checkout_head(scenario, "repair", "dirty") == checkout_head(scenario, "converge", "dirty")
+    for name in ("ahead", "diverged"):
+        assert checkout_head(scenario, "repair", name) != checkout_head(scenario, "converge", name), f"{name} has its local commit"
+    assert "[WARNING]" in repair.output
