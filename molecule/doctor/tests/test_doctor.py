@@ -37,7 +37,7 @@ class DoctorRun:
         # set_stats publishes {check: {host: value}} for the whole run (not per host), which
         # ansible-runner passes on too; regroup it by host.
         self.stats: dict[str, dict[str, Any]] = {}
-        for key, by_host in data.get("custom_stats", {}).get("_run", {}).items():
+        for key, by_host in data.get("global_custom_stats", {}).items():
             for host, value in by_host.items():
                 self.stats.setdefault(host, {})[key] = value
         self.lines: dict[str, list[str]] = {}
