@@ -9,7 +9,6 @@ options, variables, functions and traps untouched.
 from __future__ import annotations
 
 import collections
-import hashlib
 import os
 import shutil
 import stat
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
+from treedata import data_checksum as checksum
+from treedata import snapshot
 
 if TYPE_CHECKING:
     from conftest import Workspace
@@ -115,56 +116,12 @@ def make_side(path: Path, kind: str, tag: str) -> None:
         path.write_bytes(f"{tag}\n".encode() + os.urandom(64))
 
 
-def data_items(root: Path) -> Iterator[tuple[str, str, str]]:
-    """(path inside the entry, type, sha256 or link target) of every byte-holding item."""
-    if root.is_symlink() or not root.exists():
-        return
-    if root.is_file():
-        if root.stat().st_size:
-            yield ("", "file", hashlib.sha256(root.read_bytes()).hexdigest())
-        return
-    for folder, dirs, files in os.walk(root):
-        for item in dirs + files:
-            full = Path(folder) / item
-            relative = str(full.relative_to(root))
-            if full.is_symlink():
-                yield (relative, "link", os.readlink(full))
-            elif full.is_file() and full.stat().st_size:
-                yield (relative, "file", hashlib.sha256(full.read_bytes()).hexdigest())
-
-
-def checksum(roots: list[Path]) -> tuple[str, collections.Counter[tuple[str, str, str]]]:
-    items = collections.Counter(item for root in roots for item in data_items(root))
-    digest = hashlib.sha256()
-    for item in sorted(items.elements()):
-        digest.update("\0".join(item).encode() + b"\n")
-    return digest.hexdigest(), items
-
-
 def backups_of(ws: "Workspace", home_path: Path) -> list[Path]:
     backup = ws.state / "backup"
     if not backup.is_dir():
         return []
     relative = str(home_path).lstrip("/")
     return sorted(p for stamp in backup.iterdir() for p in stamp.glob(relative + "*"))
-
-
-def snapshot(root: Path, skip: tuple[str, ...] = ()) -> dict[str, tuple[Any, ...]]:
-    result: dict[str, tuple[Any, ...]] = {}
-    for folder, dirs, files in os.walk(root):
-        for item in dirs + files:
-            full = Path(folder) / item
-            key = str(full.relative_to(root))
-            if any(key.startswith(prefix) for prefix in skip):
-                continue
-            info = full.lstat()
-            if stat.S_ISLNK(info.st_mode):
-                result[key] = ("link", os.readlink(full))
-            elif stat.S_ISDIR(info.st_mode):
-                result[key] = ("dir", stat.S_IMODE(info.st_mode))
-            else:
-                result[key] = ("file", stat.S_IMODE(info.st_mode), full.read_bytes())
-    return result
 
 
 def mode_of(path: Path) -> int:

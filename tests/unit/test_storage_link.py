@@ -8,8 +8,6 @@ before and after: that is the proof that no byte was lost or duplicated.
 
 from __future__ import annotations
 
-import collections
-import hashlib
 import importlib.util
 import json
 import os
@@ -18,9 +16,10 @@ import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
+from treedata import data_checksum, snapshot
 
 from ansible.module_utils.testing import patch_module_args
 
@@ -132,51 +131,8 @@ def layout(tmp_path: Path) -> Layout:
 
 
 # Measuring trees --------------------------------------------------------------
-def _data_items(root: Path) -> Iterator[tuple[str, str, str]]:
-    """(path inside the entry, type, sha256 or link target) for every byte-holding item under root."""
-    if root.is_symlink() or not root.exists():
-        return  # a top-level link holds no data
-    if root.is_file():
-        if root.stat().st_size:
-            yield ("", "file", hashlib.sha256(root.read_bytes()).hexdigest())
-        return
-    for folder, dirs, files in os.walk(root):
-        for item in sorted(dirs + files):
-            full = Path(folder) / item
-            relative = str(full.relative_to(root))
-            if full.is_symlink():
-                yield (relative, "link", os.readlink(full))
-            elif full.is_file() and full.stat().st_size:
-                yield (relative, "file", hashlib.sha256(full.read_bytes()).hexdigest())
-
-
-def data_checksum(roots: list[Path]) -> tuple[str, collections.Counter[tuple[str, str, str]]]:
-    items = collections.Counter(item for root in roots for item in _data_items(root))
-    digest = hashlib.sha256()
-    for item in sorted(items.elements()):
-        digest.update("\0".join(item).encode() + b"\n")
-    return digest.hexdigest(), items
-
-
 def data_roots(layout: Layout, name: str = NAME) -> list[Path]:
     return [layout.home_entry(name), layout.storage_entry(name), layout.elsewhere / name] + layout.backups(name)
-
-
-def snapshot(root: Path) -> dict[str, tuple[Any, ...]]:
-    """Every path under root with its type, mode and content or link target."""
-    result: dict[str, tuple[Any, ...]] = {}
-    for folder, dirs, files in os.walk(root):
-        for item in dirs + files:
-            full = Path(folder) / item
-            info = full.lstat()
-            key = str(full.relative_to(root))
-            if stat.S_ISLNK(info.st_mode):
-                result[key] = ("link", os.readlink(full))
-            elif stat.S_ISDIR(info.st_mode):
-                result[key] = ("dir", stat.S_IMODE(info.st_mode))
-            else:
-                result[key] = ("file", stat.S_IMODE(info.st_mode), full.read_bytes())
-    return result
 
 
 # The matrix -------------------------------------------------------------------
