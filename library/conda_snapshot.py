@@ -12,15 +12,25 @@ short_description: Report what the user explicitly installed in a conda prefix
 description:
   - Reads, and never changes, a conda prefix and reports what a rebuild needs
     to reinstall it.
-  - C(conda) lists the specs the user asked for, from
-    C(conda env export --from-history --json) (the request history, not the
-    full dependency list), without the entries in I(exclude).
-  - C(pip) lists the packages pip installed (channel C(pypi) in
-    C(conda list --json)) that no other package requires
+  - C(conda) lists the specs the user asked for. They are read directly from
+    C(PREFIX/conda-meta/history), in conda's and in mamba 2's line forms,
+    replayed as conda replays them (per request, remove specs, then update
+    specs, then neutered specs), and kept only for packages that
+    C(PREFIX/conda-meta/*.json) says are installed. I(exclude) is left out.
+  - C(conda env export --from-history --json) is asked too, as a second
+    opinion. A spec it reports for an installed package that the history
+    reading missed is added. Its failure (conda cannot parse a spec that
+    mamba wrote, conda/conda#15123) is only a warning.
+  - C(pip) lists the packages pip installed (distributions in the prefix's
+    site-packages that no conda record owns, which is how C(conda list) tells
+    them) that no other package requires
     (C(PREFIX/bin/python -m pip list --not-required)).
-  - C(environments) lists the named environments under C(PREFIX/envs).
-  - A prefix that does not exist, or has no working conda, gives empty lists
+  - C(environments) lists the environments under C(PREFIX/envs).
+  - A prefix that does not exist, or has no C(conda-meta), gives empty lists
     and C(exists=false), so that a rebuild from nothing does not fail.
+  - A prefix that holds installed packages but from which no request could
+    be read gives C(unreadable=true), and C(reason) says why. A rebuild
+    must not tear such a prefix down on the strength of this snapshot.
 author:
   - reforge contributors
 options:
@@ -31,7 +41,8 @@ options:
     required: true
   conda:
     description:
-      - Path of the conda executable. Defaults to C(PREFIX/bin/conda).
+      - Path of the conda executable asked for the second opinion. Defaults
+        to C(PREFIX/bin/conda). The snapshot works without it.
     type: path
   include_environments:
     description:
@@ -57,6 +68,9 @@ notes:
   - A Python version the user requested in the root prefix (for example
     C(python<3.10)) is dropped with the default I(exclude); name C(python) out
     of the list to keep it.
+  - Unlike conda, a history entry without a C(# cmd:) line still counts, and
+    a spec line that cannot be read is reported in C(unparsed) instead of
+    failing the whole reading.
 """
 
 EXAMPLES = r"""
@@ -64,6 +78,12 @@ EXAMPLES = r"""
   conda_snapshot:
     prefix: "{{ ansible_facts['env']['HOME'] }}/miniforge3"
   register: __base_env_snapshot
+
+- name: Refuse to go on when the prefix holds packages but nothing could be read
+  ansible.builtin.assert:
+    that:
+      - not __base_env_snapshot.unreadable
+    fail_msg: "{{ __base_env_snapshot.reason }}"
 
 - name: Reinstall the same packages, unpinned
   conda_package:
@@ -80,12 +100,22 @@ changed:
   type: bool
   sample: false
 exists:
-  description: Whether the prefix exists and its conda answered.
+  description: Whether the prefix exists and is a conda environment (has C(conda-meta)).
   returned: always
   type: bool
   sample: true
+unreadable:
+  description:
+    - True when C(conda-meta) holds installed packages but no request could
+      be read for any of them (history missing, unreadable or yielding
+      nothing, and conda's export no help either).
+    - The lists are then empty although the prefix is not; C(reason) says why.
+      A rebuild must stop rather than wipe such a prefix.
+  returned: always
+  type: bool
+  sample: false
 reason:
-  description: Why C(exists) is false; empty when it is true.
+  description: Why C(exists) is false or C(unreadable) is true; empty otherwise.
   returned: always
   type: str
   sample: "/home/user/miniforge3 does not exist"
@@ -95,17 +125,19 @@ prefix:
   type: str
   sample: /home/user/miniforge3
 conda:
-  description: Specs the user requested from conda, as the history records them, I(exclude) left out.
+  description:
+    - Specs the user requested from conda, as the history records them
+      (conda's or mamba 2's spelling), for installed packages only, I(exclude) left out.
   returned: always
   type: list
   elements: str
-  sample: ["fastai", "sentencepiece", "numpy[version='<2']"]
+  sample: ["fastai", "sentencepiece", "numpy[version='<2']", "scipy[version=\">=1.11\"]"]
 unpinned_conda:
   description: The names of C(conda), version constraints and channels stripped.
   returned: always
   type: list
   elements: str
-  sample: ["fastai", "sentencepiece", "numpy"]
+  sample: ["fastai", "sentencepiece", "numpy", "scipy"]
 pip:
   description: Packages installed by pip that nothing else requires, as name==version, sorted.
   returned: always
@@ -119,7 +151,7 @@ unpinned_pip:
   elements: str
   sample: ["fastbook"]
 channels:
-  description: Channels of the environment as C(conda env export) reports them.
+  description: Channels of the environment as C(conda env export) reports them; empty when it failed.
   returned: always
   type: list
   elements: str
@@ -130,20 +162,32 @@ environments:
   type: list
   elements: str
   sample: ["tmp"]
+unparsed:
+  description: History lines with specs that could not be read (skipped, each also a warning).
+  returned: always
+  type: list
+  elements: str
+  sample: ["# update specs: [\"numpy"]
+sources:
+  description: Where the specs in C(conda) came from (C(history), C(conda env export)).
+  returned: always
+  type: list
+  elements: str
+  sample: ["history", "conda env export"]
 cmds:
   description: Every command run, as argument lists.
   returned: always
   type: list
   elements: list
 warnings:
-  description: Parts that could not be read (for example pip missing from the prefix).
+  description: Parts that could not be read (for example pip missing from the prefix, or conda's export failing).
   returned: when any
   type: list
   elements: str
 """
 
 import os
-from typing import Any, Dict, List, Set
+from typing import Any, Dict, List, Set, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.conda_cli import (
@@ -152,11 +196,16 @@ from ansible.module_utils.conda_cli import (
     Target,
     is_environment,
     is_executable,
-    is_pip_record,
     normalize_pip_name,
     parse_json_output,
     spec_name,
     unique,
+)
+from ansible.module_utils.conda_history import (
+    history_spec_name,
+    installed_records,
+    pip_installed,
+    read_history,
 )
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
@@ -165,13 +214,15 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "include_environments": {"type": "bool", "default": True},
     "exclude": {"type": "list", "elements": "str", "default": ["python", "pip", "conda", "mamba"]},
 }
+EXPORT = "conda env export"
 
 
-def empty_result(prefix: str, reason: str, cli: CondaCli) -> Dict[str, Any]:
+def empty_result(prefix: str, reason: str, cli: CondaCli, exists: bool = False) -> Dict[str, Any]:
     """The answer for a prefix there is nothing to read from."""
     return {
         "changed": False,
-        "exists": False,
+        "exists": exists,
+        "unreadable": False,
         "reason": reason,
         "prefix": prefix,
         "conda": [],
@@ -180,15 +231,39 @@ def empty_result(prefix: str, reason: str, cli: CondaCli) -> Dict[str, Any]:
         "unpinned_pip": [],
         "channels": [],
         "environments": [],
+        "unparsed": [],
+        "sources": [],
         "cmds": cli.commands,
     }
 
 
-def requested_specs(document: Any, excluded: Set[str]) -> List[str]:
-    """The --from-history dependencies, minus the excluded names."""
-    dependencies = document.get("dependencies") if isinstance(document, dict) else None
-    specs = [dep for dep in dependencies or [] if isinstance(dep, str)]
-    return unique(spec for spec in specs if spec_name(spec) not in excluded)
+def read_text(path: str) -> Tuple[str, str]:
+    """A file's text (undecodable bytes replaced) and, if it could not be read, why."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read(), ""
+    except FileNotFoundError:
+        return "", "%s does not exist" % path
+    except OSError as err:
+        return "", "%s cannot be read: %s" % (path, err.strerror or err)
+
+
+def export_opinion(module: AnsibleModule, cli: CondaCli, prefix: str) -> Tuple[List[str], List[str]]:
+    """conda's own --from-history reading (specs, channels); empty, with a warning, when conda fails."""
+    if not is_executable(cli.conda):
+        return [], []
+    target = Target(None, prefix, True)
+    try:
+        document = cli.run_json(["env", "export", "--from-history", "--json"] + target.args)
+    except CondaCommandError as err:
+        first = next((line.strip() for line in (err.stderr + "\n" + err.stdout).splitlines() if line.strip()),
+                     err.reason or "exit code %d" % err.rc)
+        module.warn("%s failed for %s (%s); the history was read directly instead." % (EXPORT, prefix, first))
+        return [], []
+    if not isinstance(document, dict):
+        return [], []
+    specs = [dep for dep in document.get("dependencies") or [] if isinstance(dep, str)]
+    return specs, [str(channel) for channel in document.get("channels") or []]
 
 
 def pip_leaves(module: AnsibleModule, cli: CondaCli, prefix: str, pypi_names: Set[str],
@@ -220,16 +295,33 @@ def pip_leaves(module: AnsibleModule, cli: CondaCli, prefix: str, pypi_names: Se
     return sorted(leaves, key=str.lower)
 
 
-def environments_under(cli: CondaCli, prefix: str) -> List[str]:
-    """Names of the environments conda knows that live in PREFIX/envs."""
-    document = cli.run_json(["env", "list", "--json"])
-    envs_dir = os.path.realpath(os.path.join(prefix, "envs"))
-    names = []
-    for env in document.get("envs", []) if isinstance(document, dict) else []:
-        path = os.path.realpath(str(env))
-        if os.path.dirname(path) == envs_dir:
-            names.append(os.path.basename(path))
-    return sorted(set(names))
+def environments_under(prefix: str) -> List[str]:
+    """Names of the conda environments in PREFIX/envs."""
+    envs_dir = os.path.join(prefix, "envs")
+    try:
+        entries = os.listdir(envs_dir)
+    except OSError:
+        return []
+    return sorted(name for name in entries if is_environment(os.path.join(envs_dir, name)))
+
+
+def requested(module: AnsibleModule, cli: CondaCli, prefix: str,
+              installed: Set[str]) -> Tuple[Dict[str, str], List[str], List[str], List[str], str]:
+    """Specs by name (history first, conda's export second), unparsed lines, sources, channels, history problem."""
+    text, problem = read_text(os.path.join(prefix, "conda-meta", "history"))
+    reading = read_history(text)
+    for line in reading.unparsed:
+        module.warn("Skipped an unreadable line of %s/conda-meta/history: %s" % (prefix, line))
+    specs = {name: spec for name, spec in reading.specs.items() if name in installed}
+    sources = ["history"] if specs else []
+    exported, channels = export_opinion(module, cli, prefix)
+    for spec in exported:
+        name = history_spec_name(spec)
+        if name in installed and name not in specs:
+            specs[name] = spec
+            if EXPORT not in sources:
+                sources.append(EXPORT)
+    return specs, reading.unparsed, sources, channels, problem
 
 
 def snapshot(module: AnsibleModule, cli: CondaCli, prefix: str) -> Dict[str, Any]:
@@ -239,34 +331,36 @@ def snapshot(module: AnsibleModule, cli: CondaCli, prefix: str) -> Dict[str, Any
         return empty_result(prefix, "%s does not exist" % prefix, cli)
     if not is_environment(prefix):
         return empty_result(prefix, "%s is not a conda environment (no conda-meta)" % prefix, cli)
-    if not is_executable(cli.conda):
-        return empty_result(prefix, "no conda executable at %s" % cli.conda, cli)
-    target = Target(None, prefix, True)
-    try:
-        exported = cli.run_json(["env", "export", "--from-history", "--json"] + target.args)
-    except CondaCommandError as err:
-        first = next((line for line in err.stderr.splitlines() if line.strip()), "exit code %d" % err.rc)
-        return empty_result(prefix, "conda does not work: %s" % first.strip(), cli)
-
-    specs = requested_specs(exported, excluded)
-    records = cli.list_packages(target)
-    pypi_names = {normalize_pip_name(str(rec.get("name", ""))) for rec in records if is_pip_record(rec)}
-    pip = pip_leaves(module, cli, prefix, pypi_names, excluded)
-    channels = exported.get("channels") if isinstance(exported, dict) else None
-    result = {
+    records, broken = installed_records(prefix)
+    for path in broken:
+        module.warn("%s is not valid JSON; its package is named after the file." % path)
+    specs, unparsed, sources, channels, problem = requested(module, cli, prefix, set(records))
+    kept = [spec for name, spec in specs.items() if name not in excluded]
+    pip = pip_leaves(module, cli, prefix, pip_installed(prefix, records.values()), excluded)
+    unreadable = bool(records) and not specs
+    reason = ""
+    if unreadable:
+        reason = (
+            "%s holds %d installed packages, but no request could be read for any of them (%s; "
+            "%d unreadable spec lines); a rebuild would lose what the user installed."
+            % (prefix, len(records), problem or "the history names no installed package", len(unparsed))
+        )
+    return {
         "changed": False,
         "exists": True,
-        "reason": "",
+        "unreadable": unreadable,
+        "reason": reason,
         "prefix": prefix,
-        "conda": specs,
-        "unpinned_conda": unique(spec_name(spec) for spec in specs),
+        "conda": kept,
+        "unpinned_conda": unique(spec_name(spec) for spec in kept),
         "pip": pip,
         "unpinned_pip": [entry.split("==", 1)[0] for entry in pip],
-        "channels": [str(c) for c in channels or []],
-        "environments": environments_under(cli, prefix) if params["include_environments"] else [],
+        "channels": channels,
+        "environments": environments_under(prefix) if params["include_environments"] else [],
+        "unparsed": unparsed,
+        "sources": sources,
         "cmds": cli.commands,
     }
-    return result
 
 
 def main() -> None:
@@ -274,14 +368,7 @@ def main() -> None:
     prefix = os.path.normpath(os.path.abspath(module.params["prefix"]))
     conda = module.params["conda"] or os.path.join(prefix, "bin", "conda")
     cli = CondaCli(module, conda)
-    try:
-        result = snapshot(module, cli, prefix)
-    except CondaCommandError as err:
-        module.fail_json(
-            msg="Reading %s failed: %s exited with %d." % (prefix, " ".join(err.cmd[:3]), err.rc),
-            cmd=err.cmd, rc=err.rc, stdout=err.stdout, stderr=err.stderr, cmds=cli.commands,
-        )
-    module.exit_json(**result)
+    module.exit_json(**snapshot(module, cli, prefix))
 
 
 if __name__ == "__main__":

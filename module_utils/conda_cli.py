@@ -50,10 +50,14 @@ def spec_name(spec: str) -> str:
     """Return the package name of a conda match spec, lower-cased.
 
     Works for "fastai", "python<3.10", "python 3.12.*", "numpy=1.26",
-    "python[version='<3.10']" (how conda prints history specs) and
-    "conda-forge::numpy".
+    "python[version='<3.10']" (how conda prints history specs),
+    'numpy[version=">=1,<2"]' (how mamba 2 prints them), "conda-forge::numpy"
+    and a channel URL before "::".
     """
-    match = _SPEC_NAME.match(spec)
+    head = spec.split("[", 1)[0]
+    if "::" in head:
+        head = head.rpartition("::")[2]
+    match = _SPEC_NAME.match(head)
     if match is None:
         return spec.strip().lower()
     return match.group("name").lower()
@@ -250,10 +254,14 @@ class Target:
 
     @property
     def args(self) -> List[str]:
-        """How to point conda at it: -p when its path is known, -n for a named env to create."""
-        if self.prefix:
-            return ["-p", self.prefix]
-        return ["-n", str(self.name)]
+        """How to point conda and mamba at it: always by path (-p).
+
+        -n NAME would leave the choice of directory to each tool, and mamba 2
+        takes it from MAMBA_ROOT_PREFIX in the caller's environment.
+        """
+        if not self.prefix:
+            raise ValueError("no path known for %s" % self.describe())
+        return ["-p", self.prefix]
 
     def describe(self) -> str:
         """How messages name it."""
@@ -279,6 +287,16 @@ def same_path(first: str, second: str) -> bool:
     return os.path.realpath(first) == os.path.realpath(second)
 
 
+def installation_root(conda: Optional[str]) -> Optional[str]:
+    """The root prefix a conda executable belongs to: ROOT for ROOT/bin/conda or ROOT/condabin/conda."""
+    if not conda:
+        return None
+    parent = os.path.dirname(os.path.normpath(os.path.abspath(conda)))
+    if os.path.basename(parent) in ("bin", "condabin"):
+        return os.path.dirname(parent)
+    return None
+
+
 def channel_args(channels: Sequence[str]) -> List[str]:
     """-c for each channel, and only those channels when any are given."""
     args: List[str] = []
@@ -292,18 +310,33 @@ def channel_args(channels: Sequence[str]) -> List[str]:
 class CondaCli:
     """Runs conda (and mamba for real transactions) through AnsibleModule.run_command."""
 
-    def __init__(self, module: Any, conda: str, mamba: Optional[str] = None) -> None:
+    def __init__(self, module: Any, conda: str, mamba: Optional[str] = None,
+                 root_prefix: Optional[str] = None) -> None:
         self.module = module
         self.conda = conda
         self.mamba = mamba
+        self.root_prefix = root_prefix or installation_root(conda)
         self.commands: List[List[str]] = []
+
+    def environment(self, environ_update: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+        """What every command gets on top of the caller's environment.
+
+        mamba 2 resolves -n NAME (and its own configuration) against
+        MAMBA_ROOT_PREFIX from the caller's environment, which the mamba shell
+        block exports: a terminal set up for another installation would send
+        a new environment there. Pinning it to the managed root keeps every
+        call on the installation the module was given.
+        """
+        merged = {"MAMBA_ROOT_PREFIX": self.root_prefix} if self.root_prefix else {}
+        merged.update(environ_update or {})
+        return merged
 
     def run(self, cmd: List[str], environ_update: Optional[Dict[str, str]] = None) -> Tuple[int, str, str]:
         """Run an argument list (never a shell string); remember it for the result."""
         self.commands.append(list(cmd))
         # Specs such as "python<3.10" are literal: no ~ or $VAR expansion.
         rc, out, err = self.module.run_command(
-            cmd, check_rc=False, expand_user_and_vars=False, environ_update=environ_update
+            cmd, check_rc=False, expand_user_and_vars=False, environ_update=self.environment(environ_update)
         )
         return rc, out or "", err or ""
 
@@ -398,7 +431,9 @@ class CondaCli:
         for env in info.get("envs") or []:
             if os.path.basename(str(env).rstrip("/")) == name and is_environment(str(env)):
                 return Target(name, str(env), True, same_path(str(env), root))
-        return Target(name, None, False)
+        # A new environment goes where conda would put it: the first envs_dirs entry.
+        envs_dirs = [str(d) for d in info.get("envs_dirs") or []] or [os.path.join(root, "envs")]
+        return Target(name, os.path.join(envs_dirs[0], name), False)
 
 
 def command_failure(err: CondaCommandError, target: Target, specs: Sequence[str]) -> Dict[str, Any]:

@@ -1,8 +1,8 @@
 """Shared fixtures for the unit tests of the shared conda modules (library/, module_utils/).
 
-The modules import ``ansible.module_utils.conda_cli``; Ansible finds it in the
-role's module_utils/ at run time. Here it is loaded from that file and
-registered under the same name, and the role's library/ goes on sys.path, so
+The modules import ``ansible.module_utils.conda_cli`` and ``conda_history``;
+Ansible finds them in the project's module_utils/ at run time. Here they are
+loaded from those files and registered under the same names, and the role's library/ goes on sys.path, so
 the tests import the very files Ansible ships to the host.
 
 ``AnsibleModule.run_command`` is replaced by :class:`FakeRunner`, which answers
@@ -32,17 +32,18 @@ from ansible.module_utils.testing import patch_module_args
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _register_module_utils() -> None:
-    name = "ansible.module_utils.conda_cli"
-    spec = importlib.util.spec_from_file_location(name, REPO / "module_utils" / "conda_cli.py")
+def _register_module_utils(short: str) -> None:
+    name = "ansible.module_utils." + short
+    spec = importlib.util.spec_from_file_location(name, REPO / "module_utils" / (short + ".py"))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
-    ansible.module_utils.conda_cli = module  # type: ignore[attr-defined]
+    setattr(ansible.module_utils, short, module)
 
 
-_register_module_utils()
+_register_module_utils("conda_cli")
+_register_module_utils("conda_history")
 if str(REPO / "library") not in sys.path:
     sys.path.insert(0, str(REPO / "library"))
 

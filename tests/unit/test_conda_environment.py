@@ -50,8 +50,10 @@ def test_creates_named_environment_with_mamba(fake: Any, run_module: Any, cj: An
     assert result["changed"] is True
     assert result["prefix"] == str(env)
     assert env.joinpath("conda-meta").is_dir()
-    assert fake.find("create") == [[str(root_prefix / "bin" / "mamba"), "create", "-y", "--json", "-n", "tmp",
+    # By path, never -n: mamba 2 would resolve a name against the caller's MAMBA_ROOT_PREFIX.
+    assert fake.find("create") == [[str(root_prefix / "bin" / "mamba"), "create", "-y", "--json", "-p", str(env),
                                     "-c", "conda-forge", "--override-channels", "python<3.10", "fastcore"]]
+    assert all(kw["environ_update"]["MAMBA_ROOT_PREFIX"] == str(root_prefix) for kw in fake.kwargs)
     assert result["diff"]["before"] == "state: absent\n"
     assert result["diff"]["after"] == "state: present\nprefix: %s\n" % env
 
@@ -77,7 +79,8 @@ def test_create_check_mode_dry_runs_the_packages(fake: Any, run_module: Any, cj:
     assert not failed, result
     assert result["changed"] is True
     assert result["exists"] is True
-    assert result["prefix"] is None
+    assert result["prefix"] == str(root_prefix / "envs" / "tmp")
+    assert fake.find("create", "--dry-run")[0][-3:] == ["-p", str(root_prefix / "envs" / "tmp"), "python<3.10"]
     assert not (root_prefix / "envs" / "tmp").exists()
     assert not fake.find("create", without=["--dry-run"])
 

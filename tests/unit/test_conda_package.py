@@ -234,7 +234,7 @@ def test_creates_missing_named_environment(fake: Any, run_module: Any, cj: Any, 
     assert result["prefix"] == str(env)
     assert result["actions"]["linked"] == ["fastcore==1.7.1", "python==3.9.20"]
     create = fake.find("create", without=["--dry-run"])[0]
-    assert create[create.index("-n") + 1] == "tmp"
+    assert "-n" not in create and create[create.index("-p") + 1] == str(env)
     assert create[-2:] == ["python<3.10", "fastcore"]
     assert fake.find("list", "--json")[0][-2:] == ["-p", str(env)]
 
@@ -248,7 +248,7 @@ def test_create_check_mode(fake: Any, run_module: Any, cj: Any, root_prefix: Pat
         check_mode=True, diff=True)
     assert not failed, result
     assert result["changed"] is True and result["created"] is True
-    assert result["prefix"] is None
+    assert result["prefix"] == str(root_prefix / "envs" / "tmp")
     assert result["installed"] == {"python": "3.9.20"}
     assert result["diff"]["before"] == "" and result["diff"]["after"] == "python==3.9.20\n"
     assert not fake.find("create", without=["--dry-run"])
@@ -392,8 +392,9 @@ def test_skip_unavailable_in_new_environment_check_mode(fake: Any, run_module: A
     fastcore = cj.record("fastcore", "1.7.1")
     fake.on("info", "--json", out=cj.info_json(str(root_prefix)))
     fake.on("create", "--dry-run", ending=["fastcore", "nosuchpkg"], rc=1, err=cj.mamba_not_found("nosuchpkg"))
-    fake.on("create", "--dry-run", ending=["tmp", "nosuchpkg"], rc=1, err=cj.mamba_not_found("nosuchpkg"))
-    fake.on("create", "--dry-run", ending=["tmp", "fastcore"], out=cj.dry_run_json("/x", link=[fastcore]))
+    env = str(root_prefix / "envs" / "tmp")
+    fake.on("create", "--dry-run", ending=[env, "nosuchpkg"], rc=1, err=cj.mamba_not_found("nosuchpkg"))
+    fake.on("create", "--dry-run", ending=[env, "fastcore"], out=cj.dry_run_json("/x", link=[fastcore]))
     failed, result = run_module(conda_package, {
         "conda": str(root_prefix / "bin" / "conda"), "environment": "tmp", "name": ["fastcore", "nosuchpkg"],
         "skip_unavailable": True}, check_mode=True)
@@ -467,7 +468,7 @@ def test_empty_name_creates_an_empty_environment(fake: Any, run_module: Any, cj:
     assert not failed, result
     assert result["changed"] is True and result["created"] is True
     assert result["prefix"] == str(env)
-    assert fake.find("create")[0][-2:] == ["-n", "empty"]
+    assert fake.find("create")[0][-2:] == ["-p", str(env)]
     assert not fake.find("--dry-run"), "nothing to solve"
 
 
