@@ -192,10 +192,12 @@ def test_interrupted_install_is_repaired_with_u(tmp_path: Path) -> None:
     repaired = Standin(prefix=prefix, home=tmp_path)
     assert {"python", "pip", "conda", "mamba"} <= set(repaired.listed())
     assert len(history_entries(prefix)) == 1
-    # A second -u is a no-op on the records and the history.
-    meta_before = tree(prefix / "conda-meta")
+    # A second -u leaves the records alone and rewrites the same installer history.
+    records_before = {k: v for k, v in tree(prefix / "conda-meta").items() if k != "history"}
+    history_before = (prefix / "conda-meta" / "history").read_bytes()
     install(prefix, tmp_path, "-u")
-    assert tree(prefix / "conda-meta") == meta_before
+    assert {k: v for k, v in tree(prefix / "conda-meta").items() if k != "history"} == records_before
+    assert (prefix / "conda-meta" / "history").read_bytes() == history_before
 
 
 # --------------------------------------------------------------------------

@@ -740,6 +740,22 @@ def locate_named(name: str, config: dict[str, Any]) -> str | None:
     return None
 
 
+def mamba_root_config(config: dict[str, Any]) -> dict[str, Any]:
+    """mamba 2 resolves -n NAME against MAMBA_ROOT_PREFIX from the caller's environment.
+
+    That variable wins over the root mamba was installed in
+    (libmamba api/configuration.cpp), and the mamba shell block exports it.
+    conda ignores it.
+    """
+    root = os.environ.get("MAMBA_ROOT_PREFIX", "") if PROG == "mamba" else ""
+    if not root:
+        return dict(config, root_prefix=ROOT_PREFIX)
+    root = _expand(root)
+    own = os.path.join(ROOT_PREFIX, "envs")
+    envs_dirs = [os.path.join(root, "envs")] + [d for d in config["envs_dirs"] if d != own]
+    return dict(config, root_prefix=root, envs_dirs=envs_dirs)
+
+
 def target_prefix(
     args: argparse.Namespace, config: dict[str, Any], *, must_exist: bool = True, creating: bool = False
 ) -> str:
@@ -749,6 +765,9 @@ def target_prefix(
         name = args.name
         if "/" in name or " " in name:
             fail("CondaValueError", f"Invalid environment name: '{name}'")
+        config = mamba_root_config(config)
+        if name in ("base", "root") and not creating:
+            return config["root_prefix"]
         found = locate_named(name, config)
         if creating:
             if name in ("base", "root"):
@@ -1112,15 +1131,62 @@ def history_path(prefix: str) -> str:
     return os.path.join(prefix, "conda-meta", "history")
 
 
+# The installer's own history entry is baked into its payload at build time.
+INSTALLER_STAMP = "2024-12-03 09:00:00"
+# mamba 2 writes this placeholder where conda writes its own version.
+MAMBA_HISTORY_CONDA_VERSION = "3.8.0"
+
+
+def mamba_spec(spec: str) -> str:
+    """A spec as mamba 2 prints it: bracket values in double quotes."""
+    head, bracket, rest = spec.partition("[")
+    return head + bracket + rest.replace("'", '"')
+
+
+def std_quoted(text: str) -> str:
+    """C++ std::quoted: double quotes, with \\ and \" escaped."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def spec_line(action: str, specs: list[str], prog: str) -> str:
+    if prog == "mamba":
+        return f"# {action} specs: [" + ", ".join(std_quoted(mamba_spec(spec)) for spec in specs) + "]"
+    return f"# {action} specs: {specs!r}"
+
+
 def append_history(
-    prefix: str, cmd: str, unlinked: list[str], linked: list[str], update_specs: list[str], remove_specs: list[str]
+    prefix: str,
+    cmd: str,
+    unlinked: list[str],
+    linked: list[str],
+    update_specs: list[str],
+    remove_specs: list[str],
+    *,
+    updating: bool = False,
+    stamp: str = "",
 ) -> None:
-    lines = [f"==> {now_stamp()} <==", f"# cmd: {cmd}", f"# conda version: {CONDA_VERSION}"]
+    """One request, in the form of the program that ran it.
+
+    conda: remove specs, then update specs, single-quoted Python reprs.
+    mamba 2: update specs, then remove specs, std::quoted lists, and an
+    update request puts its specs on both lines (libmamba transaction.cpp).
+    """
+    prog = PROG
+    version = MAMBA_HISTORY_CONDA_VERSION if prog == "mamba" else CONDA_VERSION
+    lines = [f"==> {stamp or now_stamp()} <==", f"# cmd: {cmd}", f"# conda version: {version}"]
     lines += [f"-{dist}" for dist in sorted(unlinked)] + [f"+{dist}" for dist in sorted(linked)]
-    if remove_specs:
-        lines.append(f"# remove specs: {remove_specs!r}")
-    if update_specs:
-        lines.append(f"# update specs: {update_specs!r}")
+    if prog == "mamba":
+        if updating and update_specs:
+            remove_specs = remove_specs + update_specs
+        if update_specs:
+            lines.append(spec_line("update", update_specs, prog))
+        if remove_specs:
+            lines.append(spec_line("remove", remove_specs, prog))
+    else:
+        if remove_specs:
+            lines.append(spec_line("remove", remove_specs, prog))
+        if update_specs:
+            lines.append(spec_line("update", update_specs, prog))
     os.makedirs(os.path.join(prefix, "conda-meta"), exist_ok=True)
     with open(history_path(prefix), "a", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -1133,31 +1199,61 @@ def history_dist(record: dict[str, Any]) -> str:
     )
 
 
-def requested_specs(prefix: str) -> list[str]:
-    """Replay conda-meta/history the way conda's History.get_requested_specs_map does."""
-    specs: dict[str, str] = {}
+def conda_rejects(spec: str) -> bool:
+    """With STANDIN_CONDA_CANNOT_PARSE=1, conda fails on mamba's double-quoted bracket specs.
+
+    Real conda fails on some specs that mamba 2 writes (conda/conda#15123:
+    'sam-2[version="=1.0",build="cuda12*"]'); which ones depends on conda's
+    MatchSpec parser, so a test chooses with this switch.
+    """
+    return PROG == "conda" and os.environ.get("STANDIN_CONDA_CANNOT_PARSE") == "1" and '="' in spec
+
+
+def history_requests(prefix: str) -> list[dict[str, list[str]]]:
+    """The spec lines of each ==> ... <== entry, like conda's History.get_user_requests."""
+    requests: list[dict[str, list[str]]] = []
     if not os.path.isfile(history_path(prefix)):
-        return []
+        return requests
     with open(history_path(prefix), encoding="utf-8") as handle:
         for line in handle:
-            match = re.match(r"^#\s*(\w+)\s+specs:\s*(.*)$", line.strip())
-            if not match:
+            line = line.strip()
+            if re.match(r"^==>\s*(.+?)\s*<==", line):
+                requests.append({"update": [], "remove": [], "neutered": []})
+                continue
+            match = re.match(r"^#\s*(\w+)\s+specs:\s*(.*)$", line)
+            if not match or not requests:
                 continue
             action, payload = match.group(1), match.group(2).strip()
             try:
                 items = ast.literal_eval(payload) if payload.startswith("[") else payload.split(",")
             except (ValueError, SyntaxError):
-                continue
-            for item in items:
-                item = str(item).strip()
-                if not item:
-                    continue
+                fail("CondaHistoryError", f"Error in {history_path(prefix)}: cannot read '{line}'")
+            kind = {"install": "update", "create": "update", "uninstall": "remove"}.get(action, action)
+            if kind in requests[-1]:
+                requests[-1][kind] = [str(item).strip() for item in items if str(item).strip()]
+    return requests
+
+
+def requested_specs(prefix: str) -> list[str]:
+    """Replay conda-meta/history the way conda's History.get_requested_specs_map does.
+
+    Per request: remove specs drop a name, then update specs set it, then
+    neutered specs override it. Names no longer installed are left out.
+    """
+    specs: dict[str, str] = {}
+    for request in history_requests(prefix):
+        for kind in ("remove", "update", "neutered"):
+            for item in request[kind]:
+                if conda_rejects(item):
+                    fail("InvalidMatchSpec", f"Invalid spec '{item}': Invalid version spec (stand-in switch "
+                         "STANDIN_CONDA_CANNOT_PARSE=1)")
                 name = parse_spec(item).name
-                if action in ("update", "install", "create"):
-                    specs[name] = item
-                elif action in ("remove", "uninstall"):
+                if kind == "remove":
                     specs.pop(name, None)
-    return list(specs.values())
+                else:
+                    specs[name] = item
+    installed = read_records(prefix)
+    return [spec for name, spec in specs.items() if name in installed]
 
 
 # --------------------------------------------------------------------------
@@ -1302,6 +1398,7 @@ def run_transaction(
     remove_specs: list[Spec],
     force: set[str],
     creating: bool,
+    updating: bool = False,
 ) -> int:
     records = read_records(prefix)
     python_version = link_plan.get("python") or record_python_version(records)
@@ -1352,6 +1449,7 @@ def run_transaction(
         [history_dist(write_record_preview(pkg)) for pkg in link],
         [spec.canonical() for spec in update_specs],
         [spec.canonical() for spec in remove_specs],
+        updating=updating,
     )
     if prefix != ROOT_PREFIX:
         register_env(prefix, True)
@@ -1415,6 +1513,7 @@ def cmd_install(prog: str, command: str, argv: list[str]) -> int:
         remove_specs=[],
         force=force,
         creating=False,
+        updating=updating,
     )
 
 
@@ -1548,7 +1647,12 @@ def cmd_create(prog: str, command: str, argv: list[str]) -> int:
         fail("CondaValueError", "one of the arguments -n/--name -p/--prefix is required")
     prefix = target_prefix(args, config, must_exist=False, creating=True)
     if os.path.exists(prefix) and not env_is_empty(prefix):
-        fail("CondaValueError", f"prefix already exists: {prefix}")
+        if PROG == "mamba" and is_env(prefix) and args.yes and not args.dry_run:
+            # mamba 2 asks "Found conda-prefix at ... Overwrite?"; -y answers
+            # yes: the environment is deleted and created again (api/create.cpp).
+            shutil.rmtree(prefix)
+        elif not (PROG == "mamba" and is_env(prefix) and args.yes):
+            fail("CondaValueError", f"prefix already exists: {prefix}")
     specs = [parse_spec(text) for text in args.specs + _read_spec_files(args.file)]
     return create_env(prefix, specs, args, config)
 
@@ -2410,9 +2514,10 @@ def cmd_postinstall(prog: str, command: str, argv: list[str]) -> int:
         os.path.join(prefix, "etc", "profile.d", "mamba.sh"),
         mamba_hook(prefix, os.path.join(prefix, "bin", "mamba"), "bash"),
     )
-    condarc = os.path.join(prefix, ".condarc")
-    if not os.path.exists(condarc):
-        _write(condarc, "channels:\n  - conda-forge\n")
+    # The payload's .condarc and history are extracted over whatever is there
+    # (constructor: preconda holds an empty history, postconda the installer's
+    # own), so -u and -f replace the user's request history and PREFIX/.condarc.
+    _write(os.path.join(prefix, ".condarc"), "channels:\n  - conda-forge\n")
     records = read_records(prefix)
     wanted = ["python", "pip"] + (["setuptools"] if "setuptools" in _index() else []) + ["conda", "mamba"]
     linked: list[str] = []
@@ -2421,20 +2526,18 @@ def cmd_postinstall(prog: str, command: str, argv: list[str]) -> int:
         pkg = index_package(name, version, None)
         current = records.get(name)
         if current and current["version"] == pkg.version and current["build"] == pkg.build:
-            continue
-        record = link_package(prefix, pkg, "")
+            record = current
+        else:
+            record = link_package(prefix, pkg, "")
         linked.append(history_dist(record))
-    history = history_path(prefix)
-    if not os.path.isfile(history) or os.path.getsize(history) == 0:
-        specs = [
-            f"python={'.'.join(_root_python_version().split('.')[:2])}",
-            f"conda=={CONDA_VERSION}",
-            f"mamba=={MAMBA_VERSION}",
-            "pip",
-        ]
-        append_history(prefix, args.cmd, [], linked, specs, [])
-    elif linked:
-        append_history(prefix, args.cmd, [], linked, [], [])
+    specs = [
+        f"python={'.'.join(_root_python_version().split('.')[:2])}",
+        f"conda=={CONDA_VERSION}",
+        f"mamba=={MAMBA_VERSION}",
+        "pip",
+    ]
+    open(history_path(prefix), "w", encoding="utf-8").close()
+    append_history(prefix, args.cmd, [], linked, specs, [], stamp=INSTALLER_STAMP)
     return 0
 
 
@@ -2538,7 +2641,13 @@ cp -p "$FRONT_END" "$PREFIX/bin/mamba"
 cp -p "$FRONT_END" "$PREFIX/condabin/conda"
 mv -f "$FRONT_END" "$PREFIX/bin/conda"
 
-# 3. conda-meta records, history, profile scripts and .condarc.
+# 3. Like the real installer (constructor's header.sh, register_envs), make
+#    ~/.conda, under set -eu: a ~/.conda that cannot be created (a file, a
+#    dangling link) aborts the install here, before conda-meta is written.
+test -d ~/.conda || mkdir -p ~/.conda >/dev/null 2>/dev/null || test -d ~/.conda || mkdir ~/.conda
+
+# 4. conda-meta records, history, profile scripts and .condarc. Like the real
+#    payload, on -u or -f too: history and .condarc are replaced, not merged.
 "$PREFIX/bin/conda" _standin-postinstall --cmd "$THIS_PATH $ORIGINAL_ARGS"
 
 echo "installation finished."
