@@ -66,6 +66,8 @@ def test_present_installs_missing_with_mamba(fake: Any, run_module: Any, cj: Any
     assert real == [[str(root_prefix / "bin" / "mamba"), "install", "-y", "--json", "-p", prefix,
                      "-c", "conda-forge", "--override-channels", "fastai"]]
     assert all(kw.get("expand_user_and_vars") is False for kw in fake.kwargs)
+    # Every call is pinned to the managed root, whatever the caller's MAMBA_ROOT_PREFIX says.
+    assert all(kw["environ_update"] == {"MAMBA_ROOT_PREFIX": prefix} for kw in fake.kwargs)
     assert result["cmds"] == fake.calls
 
 
