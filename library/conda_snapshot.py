@@ -248,6 +248,19 @@ def read_text(path: str) -> Tuple[str, str]:
         return "", "%s cannot be read: %s" % (path, err.strerror or err)
 
 
+def failure_summary(err: CondaCommandError) -> str:
+    """One line saying why conda failed: its JSON error (--json puts it on stdout) or stderr's first line."""
+    try:
+        document = parse_json_output(err.stdout)
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and document.get("message"):
+        message = str(document["message"]).strip().splitlines()[0]
+        return "%s: %s" % (document.get("exception_name", "error"), message)
+    first = next((line.strip() for line in err.stderr.splitlines() if line.strip()), "")
+    return first or err.reason or "exit code %d" % err.rc
+
+
 def export_opinion(module: AnsibleModule, cli: CondaCli, prefix: str) -> Tuple[List[str], List[str]]:
     """conda's own --from-history reading (specs, channels); empty, with a warning, when conda fails."""
     if not is_executable(cli.conda):
@@ -256,9 +269,8 @@ def export_opinion(module: AnsibleModule, cli: CondaCli, prefix: str) -> Tuple[L
     try:
         document = cli.run_json(["env", "export", "--from-history", "--json"] + target.args)
     except CondaCommandError as err:
-        first = next((line.strip() for line in (err.stderr + "\n" + err.stdout).splitlines() if line.strip()),
-                     err.reason or "exit code %d" % err.rc)
-        module.warn("%s failed for %s (%s); the history was read directly instead." % (EXPORT, prefix, first))
+        module.warn("%s failed for %s (%s); the history was read directly instead."
+                    % (EXPORT, prefix, failure_summary(err)))
         return [], []
     if not isinstance(document, dict):
         return [], []

@@ -134,6 +134,18 @@ def test_a_spec_conda_cannot_parse_does_not_empty_the_snapshot(fake: Any, run_mo
     assert any("conda env export failed" in w and "InvalidMatchSpec" in w for w in get_warning_messages())
 
 
+def test_a_json_error_from_conda_is_named_in_the_warning(fake: Any, run_module: Any, root_prefix: Path) -> None:
+    used_prefix(root_prefix)
+    fake.on("env", "export", rc=1, out=json.dumps({
+        "exception_name": "InvalidMatchSpec",
+        "message": "Invalid spec 'sam-2[version=\"=1.0\",build=\"cuda12*\"]': Invalid version '=1.0'\nmore"}))
+    pip_rule(fake)
+    failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
+    assert not failed
+    assert result["conda"] == EXPECTED_CONDA
+    assert any("(InvalidMatchSpec: Invalid spec 'sam-2" in w for w in get_warning_messages())
+
+
 def test_only_installed_packages_are_kept(fake: Any, run_module: Any, root_prefix: Path) -> None:
     """A request for a package that is gone (removed as a dependent, or never linked) is not restored."""
     used_prefix(root_prefix, MAMBA_HISTORY + "# update specs: ['vanishedpkg']\n")
