@@ -377,7 +377,7 @@ def test_named_environment_create_export_remove(standin: Standin, tmp_path: Path
         "prefix": str(env),
     }
     history = (env / "conda-meta" / "history").read_text()
-    assert "# update specs: [\"python[version='<3.10']\", 'fastcore']\n" in history
+    assert '# update specs: ["python[version=\\"<3.10\\"]", "fastcore"]\n' in history
 
     again = standin.conda("create", "-y", "-n", "side", "fastcore", home=home, check=False)
     assert again.returncode == 1 and "already exists" in again.stderr

@@ -1247,11 +1247,12 @@ def requested_specs(prefix: str) -> list[str]:
                 if conda_rejects(item):
                     fail("InvalidMatchSpec", f"Invalid spec '{item}': Invalid version spec (stand-in switch "
                          "STANDIN_CONDA_CANNOT_PARSE=1)")
-                name = parse_spec(item).name
+                spec = parse_spec(item)
                 if kind == "remove":
-                    specs.pop(name, None)
+                    specs.pop(spec.name, None)
                 else:
-                    specs[name] = item
+                    # conda prints the parsed MatchSpec, whichever program wrote the line.
+                    specs[spec.name] = spec.canonical()
     installed = read_records(prefix)
     return [spec for name, spec in specs.items() if name in installed]
 
