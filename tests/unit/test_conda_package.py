@@ -502,6 +502,8 @@ def test_empty_name_check_mode_predicts_creation(fake: Any, run_module: Any, cj:
     ("python[version='<3.10']", "python", False),
     ("conda-forge::numpy", "numpy", False),
     ("conda-forge/linux-64::numpy==2.1.3", "numpy", False),
+    ('numpy[version=">=1,<2"]', "numpy", False),
+    ("https://conda.example.invalid/conda-forge::numpy", "numpy", False),
     ("ruamel.yaml", "ruamel.yaml", True),
     ("Jinja2", "jinja2", True),
 ])
@@ -510,6 +512,19 @@ def test_spec_names(spec: str, name: str, bare: bool) -> None:
 
     assert spec_name(spec) == name
     assert is_name_only(spec) is bare
+
+
+@pytest.mark.parametrize("conda, root", [
+    ("/home/u/miniforge3/bin/conda", "/home/u/miniforge3"),
+    ("/home/u/miniforge3/condabin/conda", "/home/u/miniforge3"),
+    ("/usr/local/bin/conda-wrapper", "/usr/local"),
+    ("/opt/tools/conda", None),
+    (None, None),
+])
+def test_installation_root(conda: Any, root: Any) -> None:
+    from ansible.module_utils.conda_cli import installation_root
+
+    assert installation_root(conda) == root
 
 
 def test_conda_libmamba_json_error(fake: Any, run_module: Any, cj: Any, root_prefix: Path) -> None:
