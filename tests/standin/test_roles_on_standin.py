@@ -154,6 +154,18 @@ def test_side_environments_land_in_the_managed_prefix_whatever_mamba_root_prefix
     assert not elsewhere.exists()
 
 
+def test_a_side_environment_name_that_is_not_a_plain_name_is_refused(scratch: dict[str, Any]) -> None:
+    root, home, prefix = scratch["root"], scratch["home"], scratch["prefix"]
+    before = sorted(p.name for p in (prefix / "envs").iterdir())
+    extra = dict(scratch["vars"], base_env_environments=[{"name": "ok", "packages": ["tinydep"]},
+                                                         {"name": "../escape", "packages": ["tinydep"]}])
+    refused = play(root, home, ENVIRONMENTS, extra)
+    assert refused.returncode != 0
+    assert 'Side environment name "../escape" is not usable' in refused.stdout
+    assert sorted(p.name for p in (prefix / "envs").iterdir()) == before
+    assert not (prefix / "escape").exists()
+
+
 def test_a_dangling_conda_dir_link_is_made_usable_before_the_installer(tmp_path: Path) -> None:
     home, storage = tmp_path / "home", tmp_path / "storage"
     home.mkdir()
@@ -183,6 +195,12 @@ def test_a_conda_dir_link_out_of_home_and_storage_or_a_file_is_refused(tmp_path:
     assert refused.returncode != 0
     assert "dangling link" in refused.stdout and "lies outside" in refused.stdout
     assert not outside.exists()
+
+    (home / ".conda").unlink()
+    (home / ".conda").symlink_to(home / ".conda")
+    looped = play(tmp_path, home, CONDA_DIR, extra, gather=True)
+    assert looped.returncode != 0 and "cannot be followed (Too many levels of symbolic links)" in looped.stdout
+    assert (home / ".conda").is_symlink()
 
     (home / ".conda").unlink()
     (home / ".conda").write_text("a file\n")
