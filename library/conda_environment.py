@@ -18,13 +18,18 @@ description:
     M(conda_package).
   - Removes an environment with C(conda env remove), and refuses to remove
     the root prefix.
+  - Every command names its environment by path and runs with
+    C(MAMBA_ROOT_PREFIX) set to the root of I(conda)'s installation, because
+    mamba 2 resolves names against that variable from the caller's
+    environment.
 author:
   - reforge contributors
 options:
   name:
     description:
-      - Name of the environment (C(conda -n)), created in the first writable
-        C(envs_dirs) entry.
+      - Name of the environment, looked for in C(envs_dirs) as conda does and
+        created in the first C(envs_dirs) entry. Commands always address it by
+        its path (C(-p)), never C(-n).
       - Mutually exclusive with I(prefix); one of them is required.
     type: str
   prefix:
@@ -178,7 +183,7 @@ def describe_state(target: Target, exists: bool) -> str:
     """Diff text for one side."""
     if not exists:
         return "state: absent\n"
-    return "state: present\nprefix: %s\n" % (target.prefix or "(new, in the first envs_dirs entry)")
+    return "state: present\nprefix: %s\n" % target.prefix
 
 
 def ensure(module: AnsibleModule, cli: CondaCli, packages: List[str]) -> Dict[str, Any]:

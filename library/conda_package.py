@@ -20,7 +20,10 @@ description:
     or C(latest), unless every spec turned out unavailable
     (I(skip_unavailable=true)).
   - Dry runs always use conda; the real transaction uses mamba when I(mamba)
-    is given.
+    is given. Every command names its environment by path and runs with
+    C(MAMBA_ROOT_PREFIX) set to the root of I(conda)'s installation, because
+    mamba 2 resolves names against that variable from the caller's
+    environment.
 author:
   - reforge contributors
 options:
@@ -36,7 +39,9 @@ options:
     required: true
   environment:
     description:
-      - Name of the target environment (C(conda -n)). C(base) is the root prefix.
+      - Name of the target environment, looked for in C(envs_dirs) as conda
+        does (a new one goes to the first entry). C(base) is the root prefix.
+        Commands address it by path (C(-p)), never C(-n).
       - Mutually exclusive with I(prefix). Without both, the root prefix is the target.
     type: str
   prefix:
