@@ -187,6 +187,7 @@ warnings:
 """
 
 import os
+from dataclasses import dataclass, field
 from typing import Any, Dict, List, Set, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
@@ -317,23 +318,35 @@ def environments_under(prefix: str) -> List[str]:
     return sorted(name for name in entries if is_environment(os.path.join(envs_dir, name)))
 
 
-def requested(module: AnsibleModule, cli: CondaCli, prefix: str,
-              installed: Set[str]) -> Tuple[Dict[str, str], List[str], List[str], List[str], str]:
-    """Specs by name (history first, conda's export second), unparsed lines, sources, channels, history problem."""
+@dataclass
+class Requests:
+    """What the user asked for, and how it was read."""
+
+    specs: Dict[str, str] = field(default_factory=dict)
+    unparsed: List[str] = field(default_factory=list)
+    sources: List[str] = field(default_factory=list)
+    channels: List[str] = field(default_factory=list)
+    history_problem: str = ""
+
+
+def requested(module: AnsibleModule, cli: CondaCli, prefix: str, installed: Set[str]) -> Requests:
+    """Specs of installed packages by name: the history first, conda's export second."""
     text, problem = read_text(os.path.join(prefix, "conda-meta", "history"))
     reading = read_history(text)
     for line in reading.unparsed:
         module.warn("Skipped an unreadable line of %s/conda-meta/history: %s" % (prefix, line))
-    specs = {name: spec for name, spec in reading.specs.items() if name in installed}
-    sources = ["history"] if specs else []
-    exported, channels = export_opinion(module, cli, prefix)
+    found = Requests(unparsed=reading.unparsed, history_problem=problem)
+    found.specs = {name: spec for name, spec in reading.specs.items() if name in installed}
+    if found.specs:
+        found.sources.append("history")
+    exported, found.channels = export_opinion(module, cli, prefix)
     for spec in exported:
         name = history_spec_name(spec)
-        if name in installed and name not in specs:
-            specs[name] = spec
-            if EXPORT not in sources:
-                sources.append(EXPORT)
-    return specs, reading.unparsed, sources, channels, problem
+        if name in installed and name not in found.specs:
+            found.specs[name] = spec
+            if EXPORT not in found.sources:
+                found.sources.append(EXPORT)
+    return found
 
 
 def snapshot(module: AnsibleModule, cli: CondaCli, prefix: str) -> Dict[str, Any]:
@@ -346,16 +359,17 @@ def snapshot(module: AnsibleModule, cli: CondaCli, prefix: str) -> Dict[str, Any
     records, broken = installed_records(prefix)
     for path in broken:
         module.warn("%s is not valid JSON; its package is named after the file." % path)
-    specs, unparsed, sources, channels, problem = requested(module, cli, prefix, set(records))
-    kept = [spec for name, spec in specs.items() if name not in excluded]
+    found = requested(module, cli, prefix, set(records))
+    kept = [spec for name, spec in found.specs.items() if name not in excluded]
     pip = pip_leaves(module, cli, prefix, pip_installed(prefix, records.values()), excluded)
-    unreadable = bool(records) and not specs
+    unreadable = bool(records) and not found.specs
     reason = ""
     if unreadable:
         reason = (
             "%s holds %d installed packages, but no request could be read for any of them (%s; "
             "%d unreadable spec lines); a rebuild would lose what the user installed."
-            % (prefix, len(records), problem or "the history names no installed package", len(unparsed))
+            % (prefix, len(records), found.history_problem or "the history names no installed package",
+               len(found.unparsed))
         )
     return {
         "changed": False,
@@ -367,10 +381,10 @@ def snapshot(module: AnsibleModule, cli: CondaCli, prefix: str) -> Dict[str, Any
         "unpinned_conda": unique(spec_name(spec) for spec in kept),
         "pip": pip,
         "unpinned_pip": [entry.split("==", 1)[0] for entry in pip],
-        "channels": channels,
+        "channels": found.channels,
         "environments": environments_under(prefix) if params["include_environments"] else [],
-        "unparsed": unparsed,
-        "sources": sources,
+        "unparsed": found.unparsed,
+        "sources": found.sources,
         "cmds": cli.commands,
     }
 
