@@ -185,14 +185,14 @@ def run_environment(prepared: Mapping[str, str], environ: Mapping[str, str],
 def private_extra_vars(cmdline: list[str], data_dir: Path) -> list[str]:
     """The command line with every inline -e value moved into a 0600 file in the private data dir."""
     out: list[str] = []
-    values = iter(cmdline)
-    for index, arg in enumerate(values):
+    args = iter(cmdline)
+    for arg in args:
         if arg != "-e":
             out.append(arg)
             continue
-        value = next(values)
+        value = next(args)
         if not value.startswith("@"):
-            path = data_dir / f"extra-vars-{index}.yml"
+            path = data_dir / f"extra-vars-{len(out)}.yml"
             _write_private(path, file_text(value), exclusive=True)
             value = f"@{path}"
         out += ["-e", value]
@@ -219,12 +219,13 @@ def scrub_records(artifacts: Path, scrubber: Scrubber) -> None:
         command_file.unlink()
         _write_private(command_file, json.dumps(recorded), exclusive=True)
     except (OSError, ValueError, AttributeError):
-        pass
+        # Unreadable as ansible-runner writes it: keep no copy of the environment at all.
+        command_file.unlink(missing_ok=True)
     for path in sorted(artifacts.rglob("*")):
         if path.is_symlink():
             continue
+        path.chmod(0o700 if path.is_dir() else 0o600)
         if path.is_dir():
-            path.chmod(0o700)
             continue
         try:
             text = path.read_text(encoding="utf-8")
@@ -234,7 +235,6 @@ def scrub_records(artifacts: Path, scrubber: Scrubber) -> None:
         if cleaned != text:
             path.unlink()
             _write_private(path, cleaned, exclusive=True)
-        path.chmod(0o600)
 
 
 def run_ident(command: str) -> str:

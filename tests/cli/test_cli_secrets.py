@@ -126,3 +126,17 @@ def test_the_project_roles_mark_their_secret_options() -> None:
     names = Project(Path(__file__).resolve().parents[2]).secret_options()
     assert {"ssh_keys_private_key"} <= names
     assert not any(name in names for name in ("ssh_keys_source", "ssh_keys_no_log", "ssh_keys_key_file"))
+
+
+def test_the_run_environment_is_the_allow_list_plus_what_reforge_and_the_runner_set(monkeypatch) -> None:
+    from reforge.runner import run_environment
+
+    caller = {"HF_TOKEN": "hf-1", "LANG": "C.UTF-8", "LC_ALL": "C", "AWS_SECRET_ACCESS_KEY": "a-2", "PATH": "/bin"}
+    monkeypatch.setattr("os.environ", dict(caller))
+    prepared = {**caller, "ANSIBLE_STDOUT_CALLBACK": "awx_display", "ANSIBLE_HOST_KEY_CHECKING": "False"}
+    env = run_environment(prepared, caller, {"ANSIBLE_CONFIG": "/p/ansible.cfg", "PATH": "/bin"})
+    assert env == {"LANG": "C.UTF-8", "LC_ALL": "C", "ANSIBLE_STDOUT_CALLBACK": "awx_display",
+                   "ANSIBLE_CONFIG": "/p/ansible.cfg", "PATH": "/bin"}
+    # A caller who sets the variable decides.
+    chosen = {**caller, "ANSIBLE_HOST_KEY_CHECKING": "False"}
+    assert run_environment(chosen, chosen, {})["ANSIBLE_HOST_KEY_CHECKING"] == "False"
