@@ -319,7 +319,7 @@ def test_clone_failure_fails_with_git_error_and_passes_the_ssh_command(
 
     assert result["failed"] is True
     assert "Cloning git@example.invalid:o/r.git" in result["msg"] and "Permission denied (publickey)" in result["msg"]
-    args, environ = runner.calls[0]
+    args, environ = next(call for call in runner.calls if "clone" in call[0])
     assert args[0] == "/usr/bin/git" and args[-2:] == ["git@example.invalid:o/r.git", str(tmp_path / "r")]
     assert "clone" in args and f"core.sshCommand={ssh_command}" in args
     assert args[1:args.index("clone")] == [part for setting in git_checkout.SAFE_CONFIG for part in ("-c", setting)] \
@@ -424,6 +424,36 @@ def test_planted_ssh_command_does_not_run(run_checkout: RunCheckout, remote: Rem
         result = run_checkout(repo=ssh_url, dest=str(dest), ssh_command=ssh_command)
         assert result["failed"] is True and "Asking remote origin" in result["msg"], result
     assert planted.ran() == []
+
+
+def test_filter_drivers_from_a_shared_global_config_do_not_run_but_git_lfs_is_kept(
+    run_checkout: RunCheckout, remote: Remote, tmp_path: Path, planted: Planted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On Paperspace ~/.gitconfig is a link into /storage: a teammate can define a driver there.
+    global_config = tmp_path / "gitconfig"
+    global_config.write_text(
+        f"[filter \"shared\"]\n\tsmudge = {planted.command('global.smudge')}\n\tclean = {planted.command('global.clean')}\n"
+        "[filter \"lfs\"]\n\tclean = git-lfs clean -- %f\n\tsmudge = git-lfs smudge -- %f\n"
+        "\tprocess = git-lfs filter-process\n\trequired = true\n", encoding="utf-8")
+    remote.push(".gitattributes", "*.md filter=shared\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(global_config))
+    dest = cloned(run_checkout, remote, tmp_path)
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)  # the pusher's own git runs no filter
+    remote.push("CHANGES.md", "new upstream work\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(global_config))
+
+    result = run_checkout(repo=remote.url, dest=str(dest))
+
+    assert planted.ran() == []
+    assert result["status"] == "updated", result
+    assert (dest / "CHANGES.md").read_text(encoding="utf-8") == "new upstream work\n"
+    # The canonical git-lfs driver is the only one kept.
+    module = basic.AnsibleModule.__new__(basic.AnsibleModule)
+    runner = git_checkout.Git(module, "git", "")
+    monkeypatch.setattr(module, "run_command", lambda args, **kw: (
+        0, subprocess.run(args, capture_output=True, text=True, check=False).stdout, ""), raising=False)
+    kept = runner._filter_overrides(str(dest))
+    assert "filter.shared.smudge=" in kept and not any(setting.startswith("filter.lfs.") for setting in kept)
 
 
 class Unauthorized(BaseHTTPRequestHandler):

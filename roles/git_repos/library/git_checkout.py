@@ -58,8 +58,8 @@ notes:
   - E(GIT_TERMINAL_PROMPT) is set to C(0), so git never waits for a password.
   - The checkout may have been written by someone else (a shared volume), so nothing it
     controls runs. Every git command gets C(-c) settings that turn off hooks, fsmonitor,
-    credential helpers, askpass, signature checks and the checkout's filter drivers, and
-    allow only the file, ssh, http and https transports. The system config is ignored
+    credential helpers, askpass, signature checks and filter drivers (git-lfs's own
+    commands aside), and allow only the file, ssh, http and https transports. The system config is ignored
     (E(GIT_CONFIG_NOSYSTEM)), the upload-pack program is fixed, and a checkout whose config
     rewrites the remote URL (C(url.*.insteadOf)) is left alone.
   - Credentials in URLs (the password, and for HTTP the whole user part) are shown as C(***)
@@ -186,6 +186,12 @@ SAFE_CONFIG = (
 # remote.<name>.uploadpack keeps the first value git reads, so only the option outranks a planted one.
 UPLOAD_PACK = "--upload-pack=git-upload-pack"
 FILTER_KEYS = ("clean", "smudge", "process")
+# The only filter driver kept: git-lfs as `git lfs install` (with or without --skip-smudge) configures it.
+LFS_SETTINGS = frozenset({
+    ("clean", "git-lfs clean -- %f"), ("smudge", "git-lfs smudge -- %f"), ("process", "git-lfs filter-process"),
+    ("smudge", "git-lfs smudge --skip -- %f"), ("process", "git-lfs filter-process --skip"),
+    ("required", "true"), ("required", "false"),
+})
 _USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^/@\s'\"]*)@")
 
 
@@ -226,23 +232,34 @@ class Git:
         self.config = [*SAFE_CONFIG, f"core.sshCommand={ssh}"]
         self._filters: dict[str, list[str]] = {}
 
-    def _options(self, cwd: str | None) -> list[str]:
+    def _options(self, cwd: str | None, filters: bool = True) -> list[str]:
         options: list[str] = []
-        for setting in self.config + (self._local_filters(cwd) if cwd is not None else []):
+        for setting in self.config + (self._filter_overrides(cwd) if filters else []):
             options += ["-c", setting]
         return options
 
-    def _local_filters(self, cwd: str) -> list[str]:
-        """Empty every filter driver the checkout's own config defines, so a checkout or merge runs none."""
-        if cwd not in self._filters:
-            self._filters[cwd] = []
-            command = [self.executable, *self._options(None), "-C", cwd,
-                       "config", "--local", "--includes", "--name-only", "--get-regexp", r"^filter\."]
+    def _filter_overrides(self, cwd: str | None) -> list[str]:
+        """Empty every filter driver git would read here (any config scope), so a checkout or merge runs none.
+
+        A checkout's attributes pick the driver and a config file on shared storage can
+        define it; only git-lfs's own commands, as `git lfs install` writes them, are kept."""
+        key = cwd or ""
+        if key not in self._filters:
+            self._filters[key] = []
+            command = [self.executable, *self._options(None, filters=False), *(["-C", cwd] if cwd else []),
+                       "config", "--includes", "--get-regexp", r"^filter\."]
             _rc, out, _err = self.module.run_command(command, environ_update=self.environ)
-            names = {line.strip().rsplit(".", 1)[0] for line in out.splitlines() if line.count(".") >= 2}
-            self._filters[cwd] = [f"{name}.{key}=" for name in sorted(names) for key in FILTER_KEYS] + \
-                [f"{name}.required=false" for name in sorted(names)]
-        return self._filters[cwd]
+            drivers: dict[str, set[tuple[str, str]]] = {}
+            for line in out.splitlines():
+                name, _space, value = line.partition(" ")
+                if name.count(".") >= 2:
+                    driver, setting = name.rsplit(".", 1)
+                    drivers.setdefault(driver, set()).add((setting, value.strip()))
+            unsafe = sorted(driver for driver, settings in drivers.items()
+                            if not (driver == "filter.lfs" and settings <= LFS_SETTINGS))
+            self._filters[key] = [f"{driver}.{setting}=" for driver in unsafe for setting in FILTER_KEYS] + \
+                [f"{driver}.required=false" for driver in unsafe]
+        return self._filters[key]
 
     def run(self, args: list[str], cwd: str | None = None) -> tuple[int, str, str]:
         """Run git with args; return (rc, stdout, stderr)."""
