@@ -86,7 +86,7 @@ def _request(args: argparse.Namespace, environ: Mapping[str, str], cwd: Path) ->
     default_inventory = project.root / DEFAULT_INVENTORIES.get(args.command, "")
     if not inventories and args.command in DEFAULT_INVENTORIES and default_inventory.is_file():
         inventories = [str(default_inventory)]
-    extra = load_extra_vars(args.extra_vars, cwd)
+    extra = load_extra_vars(args.extra_vars, cwd, project.secret_options())
     cmdline = [flag for flag, wanted in (("--check", args.check), ("--diff", args.diff)) if wanted]
     for value in extra.args:
         cmdline += ["-e", value]

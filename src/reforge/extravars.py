@@ -4,11 +4,15 @@ Values are parsed the way ansible-playbook reads them (`@file`, a YAML/JSON
 mapping, or key=value pairs) only to find secrets and to refuse unreadable
 input with a clear message; ansible-playbook still receives them as given
 (files with an absolute path, because the run's working directory is the
-project). Error messages never quote a value: it may be a secret.
+project). Inline values reach ansible-playbook through a private file (see
+runner.py), never on its command line. Error messages never quote a value: it
+may be a secret.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,8 +96,10 @@ def _parse_inline(value: str) -> dict[str, Any]:
     return pairs
 
 
-def load_extra_vars(values: list[str], cwd: Path) -> ExtraVars:
-    """Validate every -e value; file names become absolute paths."""
+def load_extra_vars(values: list[str], cwd: Path, secret_names: Collection[str] = ()) -> ExtraVars:
+    """Validate every -e value; file names become absolute paths.
+
+    `secret_names` are the variables the roles' argument specs mark no_log."""
     result = ExtraVars()
     for value in values:
         if value.startswith("@"):
@@ -101,5 +107,15 @@ def load_extra_vars(values: list[str], cwd: Path) -> ExtraVars:
         else:
             arg, data = value, _parse_inline(value)
         result.args.append(arg)
-        result.secrets |= secret_values(data)
+        result.secrets |= secret_values(data, secret_names)
     return result
+
+
+def file_text(value: str) -> str:
+    """The content of an extra-vars file that means what the inline -e value means.
+
+    YAML/JSON is kept verbatim (its tags, !unsafe included, mean the same in a
+    file); key=value pairs become JSON strings, as ansible-playbook reads them."""
+    if value.lstrip().startswith(("{", "[")):
+        return value
+    return json.dumps(_parse_inline(value))

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from reforge.errors import UsageError
 
@@ -38,6 +41,20 @@ class Project:
     def config(self) -> Path:
         return self.root / "ansible.cfg"
 
+    def secret_options(self) -> set[str]:
+        """Names of the role options that the roles' argument specs mark `no_log: true`."""
+        names: set[str] = set()
+        for spec_file in sorted(self.root.glob("roles/*/meta/argument_specs.yml")):
+            try:
+                data = yaml.safe_load(spec_file.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                continue
+            specs = data.get("argument_specs") if isinstance(data, dict) else None
+            for entry in (specs or {}).values():
+                if isinstance(entry, dict):
+                    names |= _no_log_options(entry.get("options"))
+        return names
+
     def playbook(self, command: str) -> Path:
         """The playbook of a subcommand; a missing file is a usage error."""
         relative = COMMANDS[command][0]
@@ -45,6 +62,19 @@ class Project:
         if not path.is_file():
             raise UsageError(f"reforge {command}: {relative} does not exist in {self.root}")
         return path
+
+
+def _no_log_options(options: Any) -> set[str]:
+    """no_log option names in an argument spec's options, suboptions included."""
+    names: set[str] = set()
+    if not isinstance(options, dict):
+        return names
+    for name, spec in options.items():
+        if isinstance(spec, dict):
+            if spec.get("no_log") is True:
+                names.add(str(name))
+            names |= _no_log_options(spec.get("options"))
+    return names
 
 
 def is_project(path: Path) -> bool:

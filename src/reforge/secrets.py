@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from fnmatch import fnmatchcase
 from typing import Any
 
-# An extra var whose key contains one of these words holds a secret.
-SECRET_WORDS = ("key", "password", "secret", "token")
+# An extra var holds a secret when the roles' argument specs mark its name
+# `no_log: true`, or when its name (lower-cased) matches one of these patterns.
+# Patterns, not words: `ssh_keys_source=generate` is no secret, `github_pat` is.
+SECRET_PATTERNS = ("*password*", "*passphrase*", "*passwd*", "*secret*", "*token*", "*credential*",
+                   "*_pat", "*_key", "*apikey*", "*private_key*")
 MASK = "********"
 # Replacing one- or two-character values would garble every count and time in
 # the output while hiding nothing a reader could not guess.
 MIN_SECRET_LENGTH = 3
 
 
-def is_secret_key(key: object) -> bool:
-    name = str(key).lower()
-    return any(word in name for word in SECRET_WORDS)
+def is_secret_key(key: object, names: Collection[str] = ()) -> bool:
+    """Whether a variable of this name holds a secret; `names` are those the specs mark no_log."""
+    name = str(key)
+    return name in names or any(fnmatchcase(name.lower(), pattern) for pattern in SECRET_PATTERNS)
 
 
 def _scalars(value: Any) -> Iterable[str]:
@@ -29,15 +34,15 @@ def _scalars(value: Any) -> Iterable[str]:
         yield str(value)
 
 
-def secret_values(data: Any) -> set[str]:
-    """Every scalar found under a secret-looking key, at any depth."""
+def secret_values(data: Any, names: Collection[str] = ()) -> set[str]:
+    """Every scalar found under a secret key, at any depth."""
     found: set[str] = set()
     if isinstance(data, dict):
         for key, value in data.items():
-            found |= set(_scalars(value)) if is_secret_key(key) else secret_values(value)
+            found |= set(_scalars(value)) if is_secret_key(key, names) else secret_values(value, names)
     elif isinstance(data, (list, tuple)):
         for item in data:
-            found |= secret_values(item)
+            found |= secret_values(item, names)
     return found
 
 

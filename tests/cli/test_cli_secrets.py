@@ -91,3 +91,52 @@ def test_paperspace_commands_default_to_the_paperspace_inventory(tmp_path):
     assert startup.inventories == [str(project / "inventory" / "paperspace.yml")]
     converge, _ = _request(build_parser().parse_args(["converge", "--project", str(project)]), {}, tmp_path)
     assert converge.inventories == []
+
+
+def test_secrets_are_named_by_pattern_not_by_any_word_in_the_name() -> None:
+    # R12: ssh_keys_source=generate is not a secret; github_pat and vault_passphrase are.
+    extra = load_extra_vars(["ssh_keys_source=generate ssh_keys_no_log=false ssh_keys_key_file=/k",
+                             "github_pat=ghp_abc123 vault_passphrase=horse git_credential=cred-9",
+                             "ssh_keys_private_key=PRIVATE api_token=tok-1 db_password=pw-2"], Path("."))
+    assert extra.secrets == {"ghp_abc123", "horse", "cred-9", "PRIVATE", "tok-1", "pw-2"}
+    scrubber = Scrubber(extra.secrets)
+    assert scrubber.text("task 7: ssh_keys : key_generate | Generate an ed25519 key pair") == \
+        "task 7: ssh_keys : key_generate | Generate an ed25519 key pair"
+    assert scrubber.text("cloning with ghp_abc123 and horse") == f"cloning with {MASK} and {MASK}"
+
+
+def test_options_marked_no_log_in_the_role_specs_are_secret(tmp_path: Path) -> None:
+    from reforge.project import Project
+
+    meta = tmp_path / "roles" / "team" / "meta"
+    meta.mkdir(parents=True)
+    (meta / "argument_specs.yml").write_text(
+        "argument_specs:\n  main:\n    options:\n"
+        "      team_deploy_material: {type: str, no_log: true, description: x}\n"
+        "      team_region: {type: str, description: y}\n")
+    names = Project(tmp_path).secret_options()
+    assert names == {"team_deploy_material"}
+    extra = load_extra_vars(["team_deploy_material=blob-7 team_region=eu"], tmp_path, names)
+    assert extra.secrets == {"blob-7"}
+
+
+def test_the_project_roles_mark_their_secret_options() -> None:
+    from reforge.project import Project
+
+    names = Project(Path(__file__).resolve().parents[2]).secret_options()
+    assert {"ssh_keys_private_key"} <= names
+    assert not any(name in names for name in ("ssh_keys_source", "ssh_keys_no_log", "ssh_keys_key_file"))
+
+
+def test_the_run_environment_is_the_allow_list_plus_what_reforge_and_the_runner_set(monkeypatch) -> None:
+    from reforge.runner import run_environment
+
+    caller = {"HF_TOKEN": "hf-1", "LANG": "C.UTF-8", "LC_ALL": "C", "AWS_SECRET_ACCESS_KEY": "a-2", "PATH": "/bin"}
+    monkeypatch.setattr("os.environ", dict(caller))
+    prepared = {**caller, "ANSIBLE_STDOUT_CALLBACK": "awx_display", "ANSIBLE_HOST_KEY_CHECKING": "False"}
+    env = run_environment(prepared, caller, {"ANSIBLE_CONFIG": "/p/ansible.cfg", "PATH": "/bin"})
+    assert env == {"LANG": "C.UTF-8", "LC_ALL": "C", "ANSIBLE_STDOUT_CALLBACK": "awx_display",
+                   "ANSIBLE_CONFIG": "/p/ansible.cfg", "PATH": "/bin"}
+    # A caller who sets the variable decides.
+    chosen = {**caller, "ANSIBLE_HOST_KEY_CHECKING": "False"}
+    assert run_environment(chosen, chosen, {})["ANSIBLE_HOST_KEY_CHECKING"] == "False"

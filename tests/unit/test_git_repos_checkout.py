@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
-from collections.abc import Callable
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -315,9 +319,13 @@ def test_clone_failure_fails_with_git_error_and_passes_the_ssh_command(
 
     assert result["failed"] is True
     assert "Cloning git@example.invalid:o/r.git" in result["msg"] and "Permission denied (publickey)" in result["msg"]
-    args, environ = runner.calls[0]
-    assert args[:2] == ["/usr/bin/git", "clone"] and args[-2:] == ["git@example.invalid:o/r.git", str(tmp_path / "r")]
+    args, environ = next(call for call in runner.calls if "clone" in call[0])
+    assert args[0] == "/usr/bin/git" and args[-2:] == ["git@example.invalid:o/r.git", str(tmp_path / "r")]
+    assert "clone" in args and f"core.sshCommand={ssh_command}" in args
+    assert args[1:args.index("clone")] == [part for setting in git_checkout.SAFE_CONFIG for part in ("-c", setting)] \
+        + ["-c", f"core.sshCommand={ssh_command}"]
     assert environ["GIT_SSH_COMMAND"] == ssh_command
+    assert environ["GIT_CONFIG_NOSYSTEM"] == "1" and environ["GIT_ASKPASS"] == ""
     assert environ["GIT_TERMINAL_PROMPT"] == "0"
 
 
@@ -328,7 +336,7 @@ def test_unreachable_remote_fails_instead_of_reporting_current(
     real_run_command = basic.AnsibleModule.run_command
 
     def run_command(module: basic.AnsibleModule, args: list[str], **kwargs: Any) -> tuple[int, str, str]:
-        if "ls-remote" in args:
+        if "--heads" in args:
             return 128, "", "ssh: connect to host example.invalid port 22: Connection refused"
         return real_run_command(module, args, **kwargs)
 
@@ -346,3 +354,216 @@ def test_documented_return_keys_match_the_result(run_checkout: RunCheckout, remo
     result = run_checkout(repo=remote.url, dest=str(tmp_path / "checkout"))
     assert documented <= set(result), documented - set(result)
     assert set(git_checkout.new_result("r", "d")) - {"changed"} == documented
+
+
+# Checkout-controlled code never runs (R8) ------------------------------------------
+class Planted:
+    """Commands a teammate could plant in a checkout's .git; each leaves a marker when it runs."""
+
+    def __init__(self, root: Path) -> None:
+        self.markers = root / "markers"
+        self.markers.mkdir()
+
+    def command(self, name: str) -> str:
+        """A shell command that records that `name` ran (and then fails, to be noticed)."""
+        return f"echo {name} ran as $(id -un) >> {self.markers / name}; false"
+
+    def ran(self) -> list[str]:
+        return sorted(path.name for path in self.markers.iterdir())
+
+    def plant(self, checkout: Path) -> None:
+        """Hooks, fsmonitor, a filter driver, an upload-pack wrapper, askpass and credential helpers."""
+        for hook in ("post-merge", "post-checkout", "reference-transaction", "pre-auto-gc", "post-rewrite"):
+            path = checkout / ".git" / "hooks" / hook
+            path.write_text(f"#!/bin/sh\n{self.command(hook)}\n", encoding="utf-8")
+            path.chmod(0o755)
+        (checkout / ".git" / "info" / "attributes").write_text("* filter=planted\n", encoding="utf-8")
+        planted_config = {
+            "core.fsmonitor": self.command("fsmonitor"),
+            "core.sshCommand": self.command("sshCommand"),
+            "core.askPass": self.command("askPass"),
+            "credential.helper": f"!{self.command('credential.helper')}",
+            "credential.http://127.0.0.1.helper": f"!{self.command('credential.url.helper')}",
+            "filter.planted.smudge": self.command("filter.smudge"),
+            "filter.planted.clean": self.command("filter.clean"),
+            "remote.origin.uploadpack": f"{self.command('uploadpack').replace('; false', ';')} git-upload-pack",
+            "merge.verifySignatures": "true",
+            "gpg.program": self.command("gpg.program"),
+        }
+        for key, value in planted_config.items():
+            git("config", key, value, cwd=checkout)
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> Planted:
+    return Planted(tmp_path)
+
+
+def test_planted_hooks_fsmonitor_filters_and_upload_pack_do_not_run_on_update(
+    run_checkout: RunCheckout, remote: Remote, tmp_path: Path, planted: Planted
+) -> None:
+    dest = cloned(run_checkout, remote, tmp_path)
+    planted.plant(dest)
+    new = remote.push("CHANGES.md", "new upstream work\n")
+
+    result = run_checkout(repo=remote.url, dest=str(dest))
+
+    assert planted.ran() == []
+    assert result["status"] == "updated" and result["after"] == new, result
+    assert (dest / "CHANGES.md").read_text(encoding="utf-8") == "new upstream work\n"
+
+
+def test_planted_ssh_command_does_not_run(run_checkout: RunCheckout, remote: Remote, tmp_path: Path, planted: Planted) -> None:
+    dest = cloned(run_checkout, remote, tmp_path)
+    # An SSH remote on a closed local port: git must use our ssh, never the checkout's core.sshCommand.
+    ssh_url = "ssh://reforge@127.0.0.1:9/project.git"
+    git("remote", "set-url", "origin", ssh_url, cwd=dest)
+    planted.plant(dest)
+
+    for ssh_command in ("", "ssh -o BatchMode=yes -o ConnectTimeout=5"):
+        result = run_checkout(repo=ssh_url, dest=str(dest), ssh_command=ssh_command)
+        assert result["failed"] is True and "Asking remote origin" in result["msg"], result
+    assert planted.ran() == []
+
+
+def test_filter_drivers_from_a_shared_global_config_do_not_run_but_git_lfs_is_kept(
+    run_checkout: RunCheckout, remote: Remote, tmp_path: Path, planted: Planted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On Paperspace ~/.gitconfig is a link into /storage: a teammate can define a driver there.
+    global_config = tmp_path / "gitconfig"
+    global_config.write_text(
+        f"[filter \"shared\"]\n\tsmudge = {planted.command('global.smudge')}\n\tclean = {planted.command('global.clean')}\n"
+        "[filter \"lfs\"]\n\tclean = git-lfs clean -- %f\n\tsmudge = git-lfs smudge -- %f\n"
+        "\tprocess = git-lfs filter-process\n\trequired = true\n", encoding="utf-8")
+    remote.push(".gitattributes", "*.md filter=shared\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(global_config))
+    dest = cloned(run_checkout, remote, tmp_path)
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)  # the pusher's own git runs no filter
+    remote.push("CHANGES.md", "new upstream work\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(global_config))
+
+    result = run_checkout(repo=remote.url, dest=str(dest))
+
+    assert planted.ran() == []
+    assert result["status"] == "updated", result
+    assert (dest / "CHANGES.md").read_text(encoding="utf-8") == "new upstream work\n"
+    # The canonical git-lfs driver is the only one kept.
+    module = basic.AnsibleModule.__new__(basic.AnsibleModule)
+    runner = git_checkout.Git(module, "git", "")
+    monkeypatch.setattr(module, "run_command", lambda args, **kw: (
+        0, subprocess.run(args, capture_output=True, text=True, check=False).stdout, ""), raising=False)
+    kept = runner._filter_overrides(str(dest))
+    assert "filter.shared.smudge=" in kept and not any(setting.startswith("filter.lfs.") for setting in kept)
+
+
+class Unauthorized(BaseHTTPRequestHandler):
+    """An HTTP git server that asks every client for credentials."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="reforge"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        return
+
+
+@pytest.fixture
+def asking_server() -> Iterator[str]:
+    """Base URL of a local HTTP server that answers 401 to everything."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Unauthorized)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_planted_credential_helpers_and_askpass_do_not_run(
+    run_checkout: RunCheckout, remote: Remote, tmp_path: Path, planted: Planted, asking_server: str
+) -> None:
+    dest = cloned(run_checkout, remote, tmp_path)
+    url = f"{asking_server}/project.git"
+    git("remote", "set-url", "origin", url, cwd=dest)
+    planted.plant(dest)
+
+    result = run_checkout(repo=url, dest=str(dest))
+
+    assert result["failed"] is True, result
+    assert planted.ran() == []
+
+
+def test_credentials_in_urls_never_appear_in_the_result(
+    run_checkout: RunCheckout, remote: Remote, tmp_path: Path, asking_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token_url = asking_server.replace("http://", "http://reforge:tok3n-s3cret@") + "/project.git"
+    failed = run_checkout(repo=token_url, dest=str(tmp_path / "fresh"))
+    assert failed["failed"] is True
+    assert "tok3n-s3cret" not in json.dumps(failed), failed
+    assert "http://***@127.0.0.1" in failed["msg"], failed["msg"]
+
+    dest = cloned(run_checkout, remote, tmp_path)
+    other = run_checkout(repo="https://x-access-token:ghp_T0KEN@example.invalid/o/r.git", dest=str(dest))
+    assert other["status"] == "other_remote" and "https://***@example.invalid/o/r.git" in other["msg"], other
+    assert "ghp_T0KEN" not in json.dumps(other) and "x-access-token" not in json.dumps(other)
+    git("remote", "set-url", "origin", "https://me:ghp_LOCAL@example.invalid/o/r.git", cwd=dest)
+    again = run_checkout(repo=remote.url, dest=str(dest))
+    assert "ghp_LOCAL" not in json.dumps(again), again
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("https://user:pass@host/o/r.git", "https://***@host/o/r.git"),
+    ("https://ghp_abc@host/o/r.git", "https://***@host/o/r.git"),
+    ("ssh://git@host/o/r.git", "ssh://git@host/o/r.git"),
+    ("ssh://git:pw@host/o/r.git", "ssh://***@host/o/r.git"),
+    ("git@github.com:o/r.git", "git@github.com:o/r.git"),
+    ("fatal: unable to access 'https://u:p@h/r/': 401", "fatal: unable to access 'https://***@h/r/': 401"),
+])
+def test_redact_hides_userinfo_that_can_carry_a_secret(url: str, shown: str) -> None:
+    assert git_checkout.redact(url) == shown
+
+
+def test_a_checkout_whose_config_redirects_the_remote_is_left_alone(run_checkout: RunCheckout, remote: Remote, tmp_path: Path) -> None:
+    dest = cloned(run_checkout, remote, tmp_path)
+    other = Remote(tmp_path / "elsewhere", "other")
+    git("config", f"url.{other.url}.insteadOf", remote.url, cwd=dest)
+    before = git("rev-parse", "HEAD", cwd=dest)
+    other.push("evil.md", "from elsewhere\n")
+
+    result = run_checkout(repo=remote.url, dest=str(dest))
+
+    assert result["status"] == "other_remote" and "insteadOf" in result["msg"], result
+    assert git("rev-parse", "HEAD", cwd=dest) == before and not (dest / "evil.md").exists()
+
+
+def test_the_role_prints_no_url_credentials_in_labels_warnings_reports_or_failures(remote: Remote, tmp_path: Path) -> None:
+    """One real ansible-playbook run of the role at -vvv: a failing clone and a checkout left alone."""
+    repo_root = MODULE_PATH.parents[3]
+    checkouts = tmp_path / "git"
+    git("clone", "--quiet", remote.url, str(checkouts / "mine"))
+    git("remote", "set-url", "origin", "https://teammate:ghp_TEAMMATE@example.invalid/o/r.git", cwd=checkouts / "mine")
+    repositories = [
+        {"repo": "https://reforge:tok3n-s3cret@127.0.0.1:9/x.git"},
+        {"repo": "https://ghp_USERTOKEN@127.0.0.1:9/y.git", "dest": "y"},
+        {"repo": "https://me:ghp_MINE@example.invalid/o/r.git", "dest": "mine"},
+    ]
+    play = tmp_path / "play.yml"
+    play.write_text(json.dumps([{
+        "name": "Run git_repos", "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "vars": {"ansible_facts": {"user_dir": str(tmp_path / "home")}},
+        "roles": [{"role": str(repo_root / "roles" / "git_repos"), "git_repos_dir": str(checkouts),
+                   "git_repos_repositories": repositories}],
+    }]))
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "ANSIBLE_CONFIG": str(repo_root / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "PATH": f"{bindir}:{os.environ['PATH']}"}
+    proc = subprocess.run([str(bindir / "ansible-playbook"), "-i", "localhost,", str(play), "-vvv",
+                           "-e", "ansible_python_interpreter={{ ansible_playbook_python }}"],
+                          capture_output=True, text=True, env=env, check=False, timeout=300)
+    output = proc.stdout + proc.stderr
+
+    assert "(item=https://***@127.0.0.1:9/x.git)" in output and "(item=https://***@127.0.0.1:9/y.git)" in output, output
+    assert "other_remote" in output and "[WARNING]" in output, output
+    for secret in ("tok3n-s3cret", "ghp_USERTOKEN", "ghp_TEAMMATE", "ghp_MINE", "teammate:", "reforge:"):
+        assert secret not in output, f"{secret} printed:\n{output}"

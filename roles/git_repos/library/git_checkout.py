@@ -47,7 +47,7 @@ options:
   ssh_command:
     description:
       - Command git runs for SSH transport (the E(GIT_SSH_COMMAND) environment variable).
-      - Empty leaves git's own choice.
+      - Empty means plain C(ssh). A C(core.sshCommand) set in the checkout's own config is never used.
     type: str
     default: ""
   git_executable:
@@ -56,6 +56,14 @@ options:
 notes:
   - Supports check mode and diff mode.
   - E(GIT_TERMINAL_PROMPT) is set to C(0), so git never waits for a password.
+  - The checkout may have been written by someone else (a shared volume), so nothing it
+    controls runs. Every git command gets C(-c) settings that turn off hooks, fsmonitor,
+    credential helpers, askpass, signature checks and filter drivers (git-lfs's own
+    commands aside), and allow only the file, ssh, http and https transports. The system config is ignored
+    (E(GIT_CONFIG_NOSYSTEM)), the upload-pack program is fixed, and a checkout whose config
+    rewrites the remote URL (C(url.*.insteadOf)) is left alone.
+  - Credentials in URLs (the password, and for HTTP the whole user part) are shown as C(***)
+    in every message and result.
 author:
   - reforge contributors
 """
@@ -145,6 +153,7 @@ dirty_files:
 """
 
 import os
+import re
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
@@ -156,33 +165,115 @@ class GitError(Exception):
     """A git command failed in a way the user must see."""
 
 
+# Settings that keep a checkout (whose .git may have been written by anyone with access to
+# the storage volume) from running code: no hooks, no fsmonitor, no credential helper or
+# askpass program, no signature verification program, no alternate-refs command, only
+# transports that run no local command. Command-line settings outrank every config file.
+SAFE_CONFIG = (
+    "core.hooksPath=/dev/null",
+    "core.fsmonitor=false",
+    "core.askPass=",
+    "credential.helper=",
+    "core.pager=cat",
+    "core.alternateRefsCommand=true",
+    "merge.verifySignatures=false",
+    "protocol.allow=never",
+    "protocol.file.allow=always",
+    "protocol.ssh.allow=always",
+    "protocol.https.allow=always",
+    "protocol.http.allow=always",
+)
+# remote.<name>.uploadpack keeps the first value git reads, so only the option outranks a planted one.
+UPLOAD_PACK = "--upload-pack=git-upload-pack"
+FILTER_KEYS = ("clean", "smudge", "process")
+# The only filter driver kept: git-lfs as `git lfs install` (with or without --skip-smudge) configures it.
+LFS_SETTINGS = frozenset({
+    ("clean", "git-lfs clean -- %f"), ("smudge", "git-lfs smudge -- %f"), ("process", "git-lfs filter-process"),
+    ("smudge", "git-lfs smudge --skip -- %f"), ("process", "git-lfs filter-process --skip"),
+    ("required", "true"), ("required", "false"),
+})
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^/@\s'\"]*)@")
+
+
+def _redact_userinfo(match: re.Match[str]) -> str:
+    scheme, userinfo = match.group(1), match.group(2)
+    if scheme.lower().rstrip(":/") in ("ssh", "git+ssh", "ssh+git") and ":" not in userinfo:
+        return match.group(0)
+    return f"{scheme}***@"
+
+
+def redact(text: str) -> str:
+    """Hide what a URL's user part can carry: a password, or (for HTTP and others) a token as user name."""
+    return _USERINFO.sub(_redact_userinfo, text)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of URLs in `url` that redact() hides, to mask wherever Ansible prints the options."""
+    return [m.group(2) for m in _USERINFO.finditer(url) if _redact_userinfo(m) != m.group(0) and m.group(2)]
+
+
 class Git:
-    """Runs git with a fixed environment through AnsibleModule.run_command."""
+    """Runs git through AnsibleModule.run_command with a fixed environment and SAFE_CONFIG."""
 
     def __init__(self, module: AnsibleModule, executable: str, ssh_command: str) -> None:
         self.module = module
         self.executable = executable
+        # Our ssh command replaces any core.sshCommand a checkout sets (plain ssh when none is given).
+        ssh = ssh_command or "ssh"
         self.environ: dict[str, str] = {
             "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_SSH_COMMAND": ssh,
+            "GIT_PAGER": "cat",
             "LC_ALL": "C",
             "LANG": "C",
         }
-        if ssh_command:
-            self.environ["GIT_SSH_COMMAND"] = ssh_command
+        self.config = [*SAFE_CONFIG, f"core.sshCommand={ssh}"]
+        self._filters: dict[str, list[str]] = {}
+
+    def _options(self, cwd: str | None, filters: bool = True) -> list[str]:
+        options: list[str] = []
+        for setting in self.config + (self._filter_overrides(cwd) if filters else []):
+            options += ["-c", setting]
+        return options
+
+    def _filter_overrides(self, cwd: str | None) -> list[str]:
+        """Empty every filter driver git would read here (any config scope), so a checkout or merge runs none.
+
+        A checkout's attributes pick the driver and a config file on shared storage can
+        define it; only git-lfs's own commands, as `git lfs install` writes them, are kept."""
+        key = cwd or ""
+        if key not in self._filters:
+            self._filters[key] = []
+            command = [self.executable, *self._options(None, filters=False), *(["-C", cwd] if cwd else []),
+                       "config", "--includes", "--get-regexp", r"^filter\."]
+            _rc, out, _err = self.module.run_command(command, environ_update=self.environ)
+            drivers: dict[str, set[tuple[str, str]]] = {}
+            for line in out.splitlines():
+                name, _space, value = line.partition(" ")
+                if name.count(".") >= 2:
+                    driver, setting = name.rsplit(".", 1)
+                    drivers.setdefault(driver, set()).add((setting, value.strip()))
+            unsafe = sorted(driver for driver, settings in drivers.items()
+                            if not (driver == "filter.lfs" and settings <= LFS_SETTINGS))
+            self._filters[key] = [f"{driver}.{setting}=" for driver in unsafe for setting in FILTER_KEYS] + \
+                [f"{driver}.required=false" for driver in unsafe]
+        return self._filters[key]
 
     def run(self, args: list[str], cwd: str | None = None) -> tuple[int, str, str]:
         """Run git with args; return (rc, stdout, stderr)."""
-        command = [self.executable]
+        command = [self.executable, *self._options(cwd)]
         if cwd is not None:
             command += ["-C", cwd]
         rc, out, err = self.module.run_command(command + args, environ_update=self.environ)
         return rc, out, err
 
     def check(self, args: list[str], cwd: str | None, what: str) -> str:
-        """Run git and return stdout, or raise GitError naming what failed."""
+        """Run git and return stdout, or raise GitError naming what failed (credentials in URLs hidden)."""
         rc, out, err = self.run(args, cwd)
         if rc != 0:
-            raise GitError(f"{what} failed (git {' '.join(args)}, exit {rc}): {err.strip() or out.strip()}")
+            raise GitError(redact(f"{what} failed (git {' '.join(args)}, exit {rc}): {err.strip() or out.strip()}"))
         return out
 
 
@@ -250,6 +341,11 @@ def remote_url(git: Git, dest: str, remote: str) -> str | None:
     return out.strip() if rc == 0 else None
 
 
+def effective_url(git: Git, remote: str, cwd: str) -> str:
+    """The URL git would really fetch from, after url.*.insteadOf rewriting (run in `cwd`)."""
+    return git.check(["ls-remote", "--get-url", remote], cwd, "Reading the remote URL").strip()
+
+
 def same_url(left: str, right: str) -> bool:
     """Compare two remote URLs, ignoring a trailing slash."""
     return left.rstrip("/") == right.rstrip("/")
@@ -276,7 +372,7 @@ def count_ahead_behind(git: Git, dest: str, other: str) -> tuple[int, int]:
 
 def remote_commit(git: Git, dest: str, remote: str, branch: str) -> str | None:
     """Commit the remote branch points to, asked from the remote itself; None when it has no such branch."""
-    out = git.check(["ls-remote", "--heads", remote, f"refs/heads/{branch}"], dest, f"Asking remote {remote} for {branch}")
+    out = git.check(["ls-remote", UPLOAD_PACK, "--heads", remote, f"refs/heads/{branch}"], dest, f"Asking remote {remote} for {branch}")
     for line in out.splitlines():
         sha, _tab, ref = line.partition("\t")
         if ref.strip() == f"refs/heads/{branch}":
@@ -303,7 +399,11 @@ def update(git: Git, params: dict[str, Any], check_mode: bool, result: dict[str,
     result["before"] = git.check(["rev-parse", "HEAD"], dest, "Reading the checked-out commit").strip()
     url = remote_url(git, dest, remote)
     if url is None or not same_url(url, params["repo"]):
-        return leave_alone(result, "other_remote", f"Remote {remote} is {url!r}, not {params['repo']!r}; left alone.")
+        return leave_alone(result, "other_remote", redact(f"Remote {remote} is {url!r}, not {params['repo']!r}; left alone."))
+    fetched_from = effective_url(git, remote, dest)
+    if not same_url(fetched_from, effective_url(git, params["repo"], "/")):
+        return leave_alone(result, "other_remote", redact(
+            f"The checkout's config rewrites remote {remote} to {fetched_from!r} (url.*.insteadOf); left alone."))
     branch = current_branch(git, dest)
     result["branch"] = branch
     if branch is None:
@@ -326,7 +426,7 @@ def update(git: Git, params: dict[str, Any], check_mode: bool, result: dict[str,
     if not has_commit(git, dest, upstream):
         if check_mode:
             return predict_unfetched(git, params, branch, result)
-        git.check(["fetch", "--quiet", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}"], dest, f"Fetching {branch} from {remote}")
+        git.check(["fetch", UPLOAD_PACK, "--quiet", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}"], dest, f"Fetching {branch} from {remote}")
     ahead, behind = count_ahead_behind(git, dest, upstream)
     result.update(ahead=ahead, behind=behind)
     if ahead and behind:
@@ -388,13 +488,16 @@ def main() -> None:
         supports_check_mode=True,
     )
     executable = module.params["git_executable"] or module.get_bin_path("git", required=True)
+    # Whatever Ansible prints about this task (the options included) masks a URL's credentials.
+    module.no_log_values.update(url_secrets(module.params["repo"]))
     git = Git(module, executable, module.params["ssh_command"])
     try:
         result = sync(git, module.params, module.check_mode)
     except GitError as error:
-        module.fail_json(msg=str(error), repo=module.params["repo"], dest=module.params["dest"])
+        module.fail_json(msg=str(error), repo=redact(module.params["repo"]), dest=module.params["dest"])
+    result["repo"] = redact(result["repo"])
     if result["left_alone"]:
-        module.warn(f"{result['dest']}: {result['msg']}")
+        module.warn(redact(f"{result['dest']}: {result['msg']}"))
     if result["changed"] and module._diff:
         result["diff"] = {
             "before_header": result["dest"],

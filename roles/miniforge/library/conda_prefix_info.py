@@ -1,21 +1,26 @@
 #!/usr/bin/python
-"""Read-only facts about a would-be conda prefix, for install and teardown guard rails."""
+"""Read-only facts about a would-be conda prefix, and whether to refuse it, for the install and teardown guard."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.conda_prefix_guard import describe, refusal, user_name
 
 DOCUMENTATION = r"""
 ---
 module: conda_prefix_info
-short_description: Describe a conda prefix path before anything touches it
+short_description: Describe a conda prefix path, and refuse it, before anything touches it
 description:
   - Reports whether a path exists, where it really points, who owns it, and whether it
     looks like a conda installation, so that a role can refuse to install over, or
     delete, something that is not a conda prefix under the user's control.
+  - Decides by file identity (device and inode), not by path strings, so a bind mount or a
+    case variant of the home directory, of one of its ancestors or of a system directory is
+    recognised and refused.
+  - For removal it also refuses a prefix that is or contains a mount point, and one without a
+    regular C(conda-meta/history) file.
   - Never changes anything.
 options:
   path:
@@ -25,6 +30,16 @@ options:
   home:
     description: The user's home directory; defaults to the home of the user the module runs as.
     type: path
+  system_dirs:
+    description: Directories the prefix may never be (compared by identity).
+    type: list
+    elements: path
+    default: []
+  purpose:
+    description: What the caller means to do with the prefix; C(remove) applies the stricter checks.
+    type: str
+    choices: [install, remove]
+    default: install
 attributes:
   check_mode:
     support: full
@@ -34,13 +49,19 @@ author: reforge
 """
 
 EXAMPLES = r"""
-- name: Describe the prefix
+- name: Describe the prefix before removing it
   conda_prefix_info:
     path: /home/me/miniforge3
+    system_dirs: [/usr, /etc]
+    purpose: remove
   register: __miniforge_prefix
 """
 
 RETURN = r"""
+changed:
+  description: Always false.
+  returned: always
+  type: bool
 path:
   description: The path as given, normalised.
   returned: always
@@ -88,57 +109,39 @@ is_conda_prefix:
   description: Whether a marker shows a conda installation, finished or interrupted.
   returned: always
   type: bool
+has_history:
+  description: Whether conda-meta/history is a regular file (a link does not count).
+  returned: always
+  type: bool
 complete:
   description: Whether conda-meta/ and an executable bin/conda both exist.
   returned: always
   type: bool
+refusal:
+  description: >-
+    Empty when the prefix may be used for I(purpose); otherwise one sentence that starts
+    with C(Refusing prefix '<path>':) and names the reason.
+  returned: always
+  type: str
 """
 
-MARKERS = ("conda-meta", "condabin/conda", "bin/conda", "_conda")
-
-
-def expected_realpath(path: str, home: str) -> str:
-    """Where `path` should really be if nothing but the home directory is a link."""
-    if path == home or path.startswith(home + os.sep):
-        return os.path.realpath(home) + path[len(home):]
-    return path
-
-
-def describe(path: str, home: str) -> dict[str, Any]:
-    path = os.path.normpath(path)
-    home = os.path.normpath(home)
-    real = os.path.realpath(path)
-    exists = os.path.lexists(path)
-    is_link = os.path.islink(path)
-    is_dir = os.path.isdir(path) and not is_link
-    markers = [m for m in MARKERS if is_dir and os.path.lexists(os.path.join(path, m))]
-    conda_exe = os.path.join(path, "bin", "conda")
-    return {
-        "path": path,
-        "realpath": real,
-        "home_realpath": os.path.realpath(home),
-        "exists": exists,
-        "is_link": is_link,
-        "is_dir": is_dir,
-        "is_empty": not exists or (is_dir and not os.listdir(path)),
-        "escapes": is_link or real != expected_realpath(path, home),
-        "owned_by_user": exists and os.lstat(path).st_uid == os.getuid(),
-        "markers": markers,
-        "is_conda_prefix": bool(markers),
-        "complete": os.path.isdir(os.path.join(path, "conda-meta")) and os.access(conda_exe, os.X_OK),
-    }
+ARGUMENT_SPEC = {
+    "path": {"type": "path", "required": True},
+    "home": {"type": "path"},
+    "system_dirs": {"type": "list", "elements": "path", "default": []},
+    "purpose": {"type": "str", "choices": ["install", "remove"], "default": "install"},
+}
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={"path": {"type": "path", "required": True}, "home": {"type": "path"}},
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     path = module.params["path"]
     if not os.path.isabs(path):
-        module.fail_json(msg=f"The prefix '{path}' is not an absolute path.")
+        module.fail_json(msg=f"Refusing prefix '{path}': it is not an absolute path.")
     home = module.params["home"] or os.path.expanduser("~")
-    module.exit_json(changed=False, **describe(path, home))
+    facts = describe(path, home)
+    facts["refusal"] = refusal(facts, home, module.params["system_dirs"], user_name(), module.params["purpose"])
+    module.exit_json(changed=False, **facts)
 
 
 if __name__ == "__main__":

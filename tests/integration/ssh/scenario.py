@@ -108,6 +108,19 @@ def prepare(lab: Lab) -> dict[str, Upstream]:
     return upstreams
 
 
+def plant_code(checkout: Path, markers: Path) -> None:
+    """What a teammate with write access to storage could plant: each leaves a marker if git runs it (R8)."""
+    markers.mkdir()
+    def command(name: str) -> str:
+        return f"echo {name} ran as $(id -un) >> {markers / name}; false"
+    for hook in ("post-merge", "post-checkout", "reference-transaction"):
+        (checkout / ".git" / "hooks" / hook).write_text(f"#!/bin/sh\n{command(hook)}\n", encoding="utf-8")
+        (checkout / ".git" / "hooks" / hook).chmod(0o755)
+    for key, value in {"core.fsmonitor": command("fsmonitor"), "core.sshCommand": command("sshCommand"),
+                       "credential.helper": f"!{command('credential.helper')}"}.items():
+        git("config", key, value, cwd=checkout)
+
+
 def change_everything(scenario: Scenario) -> None:
     """Between the check run and the repair run: loosen a key, change the checkouts and their upstreams."""
     lab, upstreams = scenario.lab, scenario.upstreams
@@ -120,6 +133,8 @@ def change_everything(scenario: Scenario) -> None:
     local_commit(checkouts["diverged"], "experiment.md")
     upstreams["dirty"].commit("upstream.md", "upstream\n")
     upstreams["diverged"].commit("upstream.md", "upstream\n")
+
+    plant_code(checkouts["project"], lab.root / "planted")
 
     linked.key.chmod(0o644)
     scenario.logins["file_linked loose key"] = linked.ssh("true")

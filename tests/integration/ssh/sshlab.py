@@ -360,7 +360,8 @@ GIT_IDENTITY = {
 def git(*args: str, cwd: Path | None = None) -> str:
     """Run git locally (no SSH) with a fixed identity; return stdout."""
     env = {**os.environ, **GIT_IDENTITY, "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
-    return run(["git", *args], cwd=cwd, env=env).stdout.strip()
+    # The tests' own git runs nothing a checkout planted either (hooks, fsmonitor).
+    return run(["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", *args], cwd=cwd, env=env).stdout.strip()
 
 
 @dataclass

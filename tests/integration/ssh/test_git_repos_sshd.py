@@ -77,3 +77,9 @@ def test_repair_fast_forwards_and_leaves_dirty_ahead_and_diverged_checkouts_alon
     for name in ("ahead", "diverged"):
         assert checkout_head(scenario, "repair", name) != checkout_head(scenario, "converge", name), f"{name} has its local commit"
     assert "[WARNING]" in repair.output
+
+
+def test_code_planted_in_a_checkout_does_not_run_while_it_is_fast_forwarded(scenario: Scenario) -> None:
+    # R8: hooks, fsmonitor, core.sshCommand and a credential helper planted in "project" before the repair.
+    assert checkout_head(scenario, "repair", "project") == scenario.notes["project_new_commit"]
+    assert sorted(p.name for p in (scenario.lab.root / "planted").iterdir()) == []

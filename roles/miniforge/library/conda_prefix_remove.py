@@ -1,0 +1,93 @@
+#!/usr/bin/python
+"""Remove a conda prefix after checking it again by identity, without crossing into another mount."""
+
+from __future__ import annotations
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.conda_prefix_guard import (PrefixRemovalError, describe, identity, mount_points,
+                                                     refusal, remove_prefix, user_name)
+
+DOCUMENTATION = r"""
+---
+module: conda_prefix_remove
+short_description: Remove a conda prefix, refusing anything that is not one the user owns
+description:
+  - Repeats every check of M(conda_prefix_info) with I(purpose=remove) immediately before
+    deleting, so what was checked is what gets removed.
+  - Deletes through directory descriptors opened without following links, and stops at any
+    directory on another device or listed as a mount point, so it never empties a mount.
+options:
+  path:
+    description: Absolute path of the prefix.
+    type: path
+    required: true
+  home:
+    description: The user's home directory; defaults to the home of the user the module runs as.
+    type: path
+  system_dirs:
+    description: Directories the prefix may never be (compared by identity).
+    type: list
+    elements: path
+    default: []
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+author: reforge
+"""
+
+EXAMPLES = r"""
+- name: Remove the prefix
+  conda_prefix_remove:
+    path: /home/me/miniforge3
+    system_dirs: [/usr, /etc]
+"""
+
+RETURN = r"""
+changed:
+  description: Whether the prefix existed (and, outside check mode, was removed).
+  returned: always
+  type: bool
+path:
+  description: The prefix, normalised.
+  returned: always
+  type: str
+"""
+
+ARGUMENT_SPEC = {
+    "path": {"type": "path", "required": True},
+    "home": {"type": "path"},
+    "system_dirs": {"type": "list", "elements": "path", "default": []},
+}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    path = os.path.normpath(module.params["path"])
+    if not os.path.isabs(path):
+        module.fail_json(msg=f"Refusing prefix '{path}': it is not an absolute path.")
+    home = module.params["home"] or os.path.expanduser("~")
+    facts = describe(path, home)
+    mounts = mount_points()
+    reason = refusal(facts, home, module.params["system_dirs"], user_name(), "remove", mounts)
+    if reason:
+        module.fail_json(msg=reason, path=path)
+    if not facts["exists"]:
+        module.exit_json(changed=False, path=path)
+    if module.check_mode:
+        module.exit_json(changed=True, path=path)
+    expected = identity(path, follow=False)
+    try:
+        if expected is None:
+            raise PrefixRemovalError(f"'{path}' disappeared while it was being checked")
+        remove_prefix(path, expected, mounts)
+    except (PrefixRemovalError, OSError) as err:
+        module.fail_json(msg=f"Could not remove prefix '{path}': {err}", path=path)
+    module.exit_json(changed=True, path=path)
+
+
+if __name__ == "__main__":
+    main()
