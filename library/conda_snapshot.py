@@ -31,6 +31,8 @@ description:
     count it as a user install. Environment markers are evaluated for the
     prefix's Python on this machine; a requirement whose marker cannot be
     read does not count (with a warning), so its package stays recorded.
+    Packages that only require each other in a circle, reached from nothing
+    else installed, are recorded too.
   - C(environments) lists the environments under C(PREFIX/envs).
   - A prefix that does not exist, or has no C(conda-meta), gives empty lists
     and C(exists=false), so that a rebuild from nothing does not fail.
@@ -213,7 +215,7 @@ from ansible.module_utils.conda_history import (
     installed_records,
     read_history,
 )
-from ansible.module_utils.pip_dists import installed_dists, normalize_name, required_names
+from ansible.module_utils.pip_dists import installed_dists, normalize_name, requested_dists
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "prefix": {"type": "path", "required": True},
@@ -293,18 +295,14 @@ def pip_requests(module: AnsibleModule, prefix: str, records: Dict[str, dict], e
     brought in (httptools, uvloop, ...) would look like the user's own installs.
     """
     dists = installed_dists(prefix)
-    required, unreadable = required_names(dists)
+    owned = conda_owned_dists(records.values())
+    pip_folders = {dist.folder for dist, _python in dists if dist.folder.lower() not in owned}
+    skipped = {normalize_name(name) for name in excluded}
+    requested, unreadable = requested_dists(dists, pip_folders, skipped)
     for marker in unreadable:
         module.warn("Could not read the environment marker %r in %s; what it guards is kept in the snapshot."
                     % (marker, prefix))
-    owned = conda_owned_dists(records.values())
-    skipped = {normalize_name(name) for name in excluded}
-    leaves: Dict[str, str] = {}
-    for dist, _python in dists:
-        if dist.folder.lower() in owned or dist.key in required or dist.key in skipped:
-            continue
-        leaves[dist.key] = "%s==%s" % (dist.name, dist.version) if dist.version else dist.name
-    return sorted(leaves.values(), key=str.lower)
+    return ["%s==%s" % (dist.name, dist.version) if dist.version else dist.name for dist in requested]
 
 
 def environments_under(prefix: str) -> List[str]:

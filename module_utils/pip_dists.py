@@ -13,7 +13,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from email.parser import HeaderParser
-from typing import Dict, Iterable, List, Optional, Set, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 # "name [extra1, extra2] (>=1) ; marker" or "name[extra]>=1; marker".
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
@@ -287,7 +287,8 @@ def installed_dists(prefix: str) -> List[Tuple[Dist, str]]:
     return found
 
 
-def required_names(dists: Iterable[Tuple[Dist, str]]) -> Tuple[Set[str], List[str]]:
+def required_names(dists: Iterable[Tuple[Dist, str]],
+                   roots: Optional[Set[str]] = None) -> Tuple[Set[str], List[str]]:
     """Normalised names that an installed distribution requires, and markers that could not be read.
 
     A requirement counts when its marker holds for one of the extras that is
@@ -297,19 +298,21 @@ def required_names(dists: Iterable[Tuple[Dist, str]]) -> Tuple[Set[str], List[st
     nothing new is put in use. A marker that cannot be read does not count
     (the package then stays in the snapshot: reinstalling one too many loses
     nothing). A distribution requiring itself through its own extras does not
-    make itself required.
+    make itself required. With ROOTS, only the requirements of the ROOTS and
+    of what they require, all the way down, count.
     """
     by_key: Dict[str, List[Tuple[Dist, str]]] = {}
     for dist, version in dists:
         by_key.setdefault(dist.key, []).append((dist, version))
     in_use: Dict[str, Set[str]] = {key: {""} for key in by_key}
+    active = set(by_key) if roots is None else set(roots) & set(by_key)
     required: Set[str] = set()
     unreadable: List[str] = []
     changed = True
     while changed:
         changed = False
-        for key, entries in by_key.items():
-            for dist, version in entries:
+        for key in sorted(active):
+            for dist, version in by_key[key]:
                 env = marker_environment(version)
                 for req in dist.requires:
                     if not _applies(req, in_use[key], env, unreadable):
@@ -318,10 +321,39 @@ def required_names(dists: Iterable[Tuple[Dist, str]]) -> Tuple[Set[str], List[st
                     if target != key:
                         required.add(target)
                     extras = in_use.get(target)
-                    if extras is not None and not req.extras <= extras:
+                    if extras is None:
+                        continue
+                    if not req.extras <= extras or target not in active:
                         extras |= req.extras
+                        active.add(target)
                         changed = True
     return required, sorted(set(unreadable))
+
+
+def requested_dists(dists: Sequence[Tuple[Dist, str]], pip_folders: Set[str],
+                    skipped: Set[str]) -> Tuple[List[Dist], List[str]]:
+    """The distributions of PIP_FOLDERS the user asked for, and markers that could not be read.
+
+    Those that no installed distribution requires; and, so that nothing is
+    lost, the members of a circle (A needs B, B needs A) that nothing else
+    installed leads to: pip list --not-required would leave both out. What
+    only such a circle requires is not returned: reinstalling the circle
+    brings it back. SKIPPED names are never returned.
+    """
+    required, unreadable = required_names(dists)
+    pip_keys = {dist.key for dist, _python in dists if dist.folder in pip_folders}
+    leaves = {key for key in pip_keys if key not in required}
+    roots = ({dist.key for dist, _python in dists} - pip_keys) | leaves | (pip_keys & skipped)
+    reached, _unreadable = required_names(dists, roots)
+    # Every distribution left has a requirer left, so following requirers
+    # back leads into a circle; a circle's members are what the user asked for.
+    circles = {key for key in pip_keys - roots - reached if key in required_names(dists, {key})[0]}
+    wanted = (leaves | circles) - skipped
+    found: Dict[str, Dist] = {}
+    for dist, _python in dists:
+        if dist.key in wanted and dist.folder in pip_folders:
+            found.setdefault(dist.key, dist)
+    return sorted(found.values(), key=lambda dist: dist.name.lower()), unreadable
 
 
 def _applies(req: Requirement, extras: Set[str], env: Dict[str, str], unreadable: List[str]) -> bool:

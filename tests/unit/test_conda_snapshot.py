@@ -337,3 +337,19 @@ def test_packages_an_extra_pulled_in_are_not_user_installs(fake: Any, run_module
     assert result["pip"] == ["colorama==0.4.6", "fastbook==0.0.29", "python-fasthtml==0.12.0", "Some_Tool==1.0",
                              "typing_extensions==4.12.2"]
     assert not any("marker" in w for w in get_warning_messages())
+
+
+def test_a_circle_of_user_installs_is_kept(fake: Any, run_module: Any, root_prefix: Path) -> None:
+    """Nothing outside the circle requires them, so dropping both (as pip list --not-required does) loses them."""
+    used_prefix(root_prefix)
+    dist_info(root_prefix, "circle-a", "1.0", ["circle-b"])
+    dist_info(root_prefix, "circle_b", "1.0", ["Circle.A>=1", "needed-by-circle"])
+    dist_info(root_prefix, "needed-by-circle", "1.0")
+    # A circle hanging off a user install is reached from it: not recorded.
+    dist_info(root_prefix, "hangs-a", "1.0", ["hangs-b"])
+    dist_info(root_prefix, "hangs-b", "1.0", ["hangs-a"])
+    dist_info(root_prefix, "Some_Tool", "1.1", ["timm", "hangs-a"])
+    fake.on("env", "export", out=export_json(root_prefix, []))
+    failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
+    assert not failed
+    assert result["pip"] == ["circle-a==1.0", "circle_b==1.0", "fastbook==0.0.29", "Some_Tool==1.0"]
