@@ -294,7 +294,7 @@ def pip_requests(module: AnsibleModule, prefix: str, records: Dict[str, dict], e
     requirements behind an extra, so what python-fasthtml's uvicorn[standard]
     brought in (httptools, uvloop, ...) would look like the user's own installs.
     """
-    dists = installed_dists(prefix)
+    dists = installed_dists(prefix, str(records.get("python", {}).get("version") or ""))
     owned = conda_owned_dists(records.values())
     pip_folders = {dist.folder for dist, _python in dists if dist.folder.lower() not in owned}
     skipped = {normalize_name(name) for name in excluded}

@@ -63,14 +63,16 @@ def parse_requirement(line: str) -> Optional[Requirement]:
 
 
 # Environment markers (PEP 508) ------------------------------------------------
-def marker_environment(python_version: str) -> Dict[str, str]:
-    """The marker variables of a CPython PYTHON_VERSION ("3.12") on this machine."""
+def marker_environment(python: str) -> Dict[str, str]:
+    """The marker variables of a CPython PYTHON ("3.12.7", or "3.12" when the rest is unknown) on this machine."""
+    release = python.split(".")
+    full = python if len(release) > 2 else python + ".0"
     return {
-        "python_version": python_version,
-        "python_full_version": python_version + ".0",
+        "python_version": ".".join(release[:2]),
+        "python_full_version": full,
         "implementation_name": "cpython",
         "platform_python_implementation": "CPython",
-        "implementation_version": python_version + ".0",
+        "implementation_version": full,
         "os_name": os.name,
         "sys_platform": sys.platform,
         "platform_system": platform.system(),
@@ -273,10 +275,16 @@ def site_packages(prefix: str) -> List[Tuple[str, str]]:
     return found
 
 
-def installed_dists(prefix: str) -> List[Tuple[Dist, str]]:
-    """Every distribution in PREFIX's site-packages, with the Python version it belongs to."""
+def installed_dists(prefix: str, python: str = "") -> List[Tuple[Dist, str]]:
+    """Every distribution in PREFIX's site-packages, with the Python version it belongs to.
+
+    PYTHON is the prefix's full Python version ("3.12.7", from its conda
+    record); it is used for the site-packages of the same X.Y.
+    """
     found = []
     for site, version in site_packages(prefix):
+        if python.startswith(version + "."):
+            version = python
         try:
             entries = sorted(os.listdir(site))
         except OSError:

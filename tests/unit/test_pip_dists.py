@@ -87,3 +87,12 @@ def test_a_dist_info_without_metadata_is_named_after_its_folder(tmp_path: Path) 
     (tmp_path / SITE / "broken_thing-3.1.dist-info").mkdir(parents=True)
     ((dist, python),) = pip_dists.installed_dists(str(tmp_path))
     assert (dist.name, dist.version, dist.key, python) == ("broken_thing", "3.1", "broken-thing", "3.12")
+
+
+def test_the_prefix_s_full_python_version_reaches_the_markers(tmp_path: Path) -> None:
+    wheel_dist(tmp_path, "app-1.0.dist-info", "app", "1.0", ['new-only; python_full_version >= "3.12.4"',
+                                                            'old-only; python_full_version < "3.12.4"'])
+    dists = pip_dists.installed_dists(str(tmp_path), "3.12.7")
+    assert dists[0][1] == "3.12.7"
+    assert pip_dists.required_names(dists)[0] == {"new-only"}
+    assert pip_dists.installed_dists(str(tmp_path), "3.11.2")[0][1] == "3.12"
