@@ -23,8 +23,16 @@ description:
     mamba wrote, conda/conda#15123) is only a warning.
   - C(pip) lists the packages pip installed (distributions in the prefix's
     site-packages that no conda record owns, which is how C(conda list) tells
-    them) that no other package requires
-    (C(PREFIX/bin/python -m pip list --not-required)).
+    them) that no installed distribution requires. Requirements are read from
+    each distribution's metadata (C(Requires-Dist), or an egg's
+    C(requires.txt)), extras included. A requirement such as
+    C(uvicorn[standard]) puts uvicorn's extra C(standard) in use, so what that
+    extra requires is not recorded either; C(pip list --not-required) would
+    count it as a user install. Environment markers are evaluated for the
+    prefix's Python on this machine; a requirement whose marker cannot be
+    read does not count (with a warning), so its package stays recorded.
+    Packages that only require each other in a circle, reached from nothing
+    else installed, are recorded too.
   - C(environments) lists the environments under C(PREFIX/envs).
   - A prefix that does not exist, or has no C(conda-meta), gives empty lists
     and C(exists=false), so that a rebuild from nothing does not fail.
@@ -139,7 +147,7 @@ unpinned_conda:
   elements: str
   sample: ["fastai", "sentencepiece", "numpy", "scipy"]
 pip:
-  description: Packages installed by pip that nothing else requires, as name==version, sorted.
+  description: Packages installed by pip that no installed distribution requires (extras included), as name==version, sorted.
   returned: always
   type: list
   elements: str
@@ -180,7 +188,7 @@ cmds:
   type: list
   elements: list
 warnings:
-  description: Parts that could not be read (for example pip missing from the prefix, or conda's export failing).
+  description: Parts that could not be read (for example an environment marker, or conda's export failing).
   returned: when any
   type: list
   elements: str
@@ -197,17 +205,17 @@ from ansible.module_utils.conda_cli import (
     Target,
     is_environment,
     is_executable,
-    normalize_pip_name,
     parse_json_output,
     spec_name,
     unique,
 )
 from ansible.module_utils.conda_history import (
+    conda_owned_dists,
     history_spec_name,
     installed_records,
-    pip_installed,
     read_history,
 )
+from ansible.module_utils.pip_dists import installed_dists, normalize_name, requested_dists
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "prefix": {"type": "path", "required": True},
@@ -279,33 +287,22 @@ def export_opinion(module: AnsibleModule, cli: CondaCli, prefix: str) -> Tuple[L
     return specs, [str(channel) for channel in document.get("channels") or []]
 
 
-def pip_leaves(module: AnsibleModule, cli: CondaCli, prefix: str, pypi_names: Set[str],
-               excluded: Set[str]) -> List[str]:
-    """pip packages that nothing requires and that pip (not conda) installed."""
-    python = os.path.join(prefix, "bin", "python")
-    if not pypi_names:
-        return []
-    if not is_executable(python):
-        module.warn("%s not found: pip packages of %s not recorded." % (python, prefix))
-        return []
-    cmd = [python, "-m", "pip", "list", "--not-required", "--format=json", "--disable-pip-version-check"]
-    # The user site (~/.local) is not part of the prefix.
-    rc, out, err = cli.run(cmd, environ_update={"PYTHONNOUSERSITE": "1"})
-    try:
-        if rc != 0:
-            raise ValueError(err.strip() or "exit code %d" % rc)
-        listed = parse_json_output(out)
-    except ValueError as exc:
-        module.warn("pip list failed in %s, pip packages not recorded: %s" % (prefix, exc))
-        return []
-    skipped = {normalize_pip_name(name) for name in excluded}
-    leaves = []
-    for entry in listed if isinstance(listed, list) else []:
-        name = str(entry.get("name", "")) if isinstance(entry, dict) else ""
-        normalized = normalize_pip_name(name)
-        if normalized in pypi_names and normalized not in skipped:
-            leaves.append("%s==%s" % (name, entry.get("version", "")))
-    return sorted(leaves, key=str.lower)
+def pip_requests(module: AnsibleModule, prefix: str, records: Dict[str, dict], excluded: Set[str]) -> List[str]:
+    """name==version of the pip-installed distributions that no installed distribution requires.
+
+    Read from site-packages, not from pip: pip list --not-required ignores
+    requirements behind an extra, so what python-fasthtml's uvicorn[standard]
+    brought in (httptools, uvloop, ...) would look like the user's own installs.
+    """
+    dists = installed_dists(prefix, str(records.get("python", {}).get("version") or ""))
+    owned = conda_owned_dists(records.values())
+    pip_folders = {dist.folder for dist, _python in dists if dist.folder.lower() not in owned}
+    skipped = {normalize_name(name) for name in excluded}
+    requested, unreadable = requested_dists(dists, pip_folders, skipped)
+    for marker in unreadable:
+        module.warn("Could not read the environment marker %r in %s; what it guards is kept in the snapshot."
+                    % (marker, prefix))
+    return ["%s==%s" % (dist.name, dist.version) if dist.version else dist.name for dist in requested]
 
 
 def environments_under(prefix: str) -> List[str]:
@@ -361,7 +358,7 @@ def snapshot(module: AnsibleModule, cli: CondaCli, prefix: str) -> Dict[str, Any
         module.warn("%s is not valid JSON; its package is named after the file." % path)
     found = requested(module, cli, prefix, set(records))
     kept = [spec for name, spec in found.specs.items() if name not in excluded]
-    pip = pip_leaves(module, cli, prefix, pip_installed(prefix, records.values()), excluded)
+    pip = pip_requests(module, prefix, records, excluded)
     unreadable = bool(records) and not found.specs
     reason = ""
     if unreadable:

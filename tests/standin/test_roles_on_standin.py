@@ -45,15 +45,17 @@ def recap_changed(output: str) -> int:
     return int(line.split("changed=")[1].split()[0])
 
 
-def tiny_wheel(folder: Path) -> Path:
+def tiny_wheel(folder: Path, name: str = "tinypip", requires: tuple[str, ...] = ()) -> Path:
     """A pure-Python wheel, so pip can install and reinstall it with no index."""
     folder.mkdir(parents=True, exist_ok=True)
-    wheel = folder / "tinypip-0.3.0-py3-none-any.whl"
+    wheel = folder / f"{name}-0.3.0-py3-none-any.whl"
+    metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.3.0\n"
+    metadata += "".join(f"Requires-Dist: {line}\n" for line in requires)
     files = {
-        "tinypip/__init__.py": "__version__ = '0.3.0'\n",
-        "tinypip-0.3.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinypip\nVersion: 0.3.0\n",
-        "tinypip-0.3.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        "tinypip-0.3.0.dist-info/RECORD": "",
+        f"{name}/__init__.py": "__version__ = '0.3.0'\n",
+        f"{name}-0.3.0.dist-info/METADATA": metadata,
+        f"{name}-0.3.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{name}-0.3.0.dist-info/RECORD": "",
     }
     with zipfile.ZipFile(wheel, "w") as archive:
         for name, text in files.items():
@@ -134,6 +136,74 @@ def test_a_mamba_history_conda_cannot_parse_is_snapshotted_and_restored(scratch:
     assert listed["tinypip"]["channel"] == "pypi"
     subprocess.run([str(prefix / "bin" / "python"), "-c", "import numpy, fastai, tinypip"], check=True,
                    env=clean_env(home))
+
+
+def pip_logged(prefix: Path) -> Path:
+    """Put a recorder in front of the prefix's real pip; returns the file that lists each call's arguments."""
+    log = prefix.parent / f"{prefix.name}-pip-calls.txt"
+    pip = prefix / "bin" / "pip"
+    pip.unlink()
+    pip.write_text(f'#!/bin/sh\necho "$*" >> "{log}"\nexec "{prefix}/bin/python" -m pip "$@"\n')
+    pip.chmod(0o755)
+    return log
+
+
+def restore_from(root: Path, home: Path, prefix: Path, pip: list[str], pip_env: dict[str, str],
+                 imports: list[str]) -> subprocess.CompletedProcess[str]:
+    """Restore PREFIX from a snapshot that lists PIP."""
+    snapshot = root / f"{prefix.name}-snapshot.json"
+    snapshot.write_text(json.dumps({"exists": True, "conda": [], "unpinned_conda": [], "pip": pip,
+                                    "unpinned_pip": pip}))
+    extra = {"base_env_prefix": str(prefix), "base_env_snapshot_dir": str(root / "snapshots"),
+             "base_env_conda_packages": [], "base_env_pip_packages": [],
+             "base_env_verify_imports": imports, "__base_env_restore_file": str(snapshot)}
+    return play(root, home, RESTORE, extra, **pip_env)
+
+
+def installed_pip(prefix: Path, home: Path) -> set[str]:
+    out = subprocess.run([str(prefix / "bin" / "python"), "-m", "pip", "list", "--format=json",
+                          "--disable-pip-version-check"], env=clean_env(home), check=True,
+                         capture_output=True, text=True).stdout
+    return {entry["name"] for entry in json.loads(out)}
+
+
+def test_restore_installs_the_pip_packages_in_one_call(scratch: dict[str, Any], tmp_path: Path) -> None:
+    root, home = scratch["root"], scratch["home"]
+    prefix = tmp_path / "one-call"
+    install(prefix, home)
+    wheels = Path(scratch["pip_env"]["PIP_FIND_LINKS"])
+    for name in ("tinyone", "tinytwo", "tinythree"):
+        tiny_wheel(wheels, name)
+    log = pip_logged(prefix)
+    restored = restore_from(root, home, prefix, ["tinyone", "tinytwo", "tinythree"], scratch["pip_env"],
+                            ["tinyone", "tinytwo", "tinythree"])
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert {"tinyone", "tinytwo", "tinythree"} <= installed_pip(prefix, home)
+    installs = [line for line in log.read_text().splitlines() if line.split()[:1] == ["install"]]
+    assert len(installs) == 1, installs
+    assert all(name in installs[0].split() for name in ("tinyone", "tinytwo", "tinythree"))
+    assert "Not restored" not in restored.stdout
+
+
+def test_restore_falls_back_to_one_pip_package_at_a_time(scratch: dict[str, Any], tmp_path: Path) -> None:
+    """A package that no longer installs is reported and skipped; the others are restored."""
+    root, home = scratch["root"], scratch["home"]
+    prefix = tmp_path / "fallback"
+    install(prefix, home)
+    wheels = Path(scratch["pip_env"]["PIP_FIND_LINKS"])
+    for name in ("tinyone", "tinytwo"):
+        tiny_wheel(wheels, name)
+    log = pip_logged(prefix)
+    restored = restore_from(root, home, prefix, ["tinyone", "vanished-from-index", "tinytwo"],
+                            scratch["pip_env"], ["tinyone", "tinytwo"])
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert {"tinyone", "tinytwo"} <= installed_pip(prefix, home)
+    assert "vanished-from-index" not in installed_pip(prefix, home)
+    assert "pip vanished-from-index." in restored.stdout
+    installs = [line.split() for line in log.read_text().splitlines() if line.split()[:1] == ["install"]]
+    together = [call for call in installs if {"tinyone", "tinytwo", "vanished-from-index"} <= set(call)]
+    alone = [call for call in installs if call not in together]
+    assert len(together) == 1 and len(alone) == 3, installs
 
 
 def test_side_environments_land_in_the_managed_prefix_whatever_mamba_root_prefix_says(

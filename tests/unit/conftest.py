@@ -1,6 +1,6 @@
 """Shared fixtures for the unit tests of the shared conda modules (library/, module_utils/).
 
-The modules import ``ansible.module_utils.conda_cli`` and ``conda_history``;
+The modules import ``ansible.module_utils.conda_cli``, ``conda_history`` and ``pip_dists``;
 Ansible finds them in the project's module_utils/ at run time. Here they are
 loaded from those files and registered under the same names, and the role's library/ goes on sys.path, so
 the tests import the very files Ansible ships to the host.
@@ -44,6 +44,7 @@ def _register_module_utils(short: str) -> None:
 
 _register_module_utils("conda_cli")
 _register_module_utils("conda_history")
+_register_module_utils("pip_dists")
 if str(REPO / "library") not in sys.path:
     sys.path.insert(0, str(REPO / "library"))
 

@@ -46,16 +46,18 @@ def write_records(prefix: Path, packages: Dict[str, Sequence[str]]) -> None:
         (prefix / "conda-meta" / ("%s-1.0-0.json" % name)).write_text(json.dumps(record))
 
 
-def dist_info(prefix: Path, project: str, version: str) -> str:
-    """A distribution in site-packages; returns its path relative to the prefix."""
-    relative = "%s/%s-%s.dist-info" % (SITE, project, version)
+def dist_info(prefix: Path, project: str, version: str, requires: Sequence[str] = ()) -> str:
+    """A distribution in site-packages, as a wheel installs it; returns its METADATA relative to the prefix."""
+    relative = "%s/%s-%s.dist-info" % (SITE, project.replace("-", "_"), version)
     (prefix / relative).mkdir(parents=True)
-    (prefix / relative / "METADATA").write_text("Name: %s\nVersion: %s\n" % (project, version))
+    lines = ["Metadata-Version: 2.1", "Name: %s" % project, "Version: %s" % version, "Summary: -"]
+    lines += ["Requires-Dist: %s" % requirement for requirement in requires]
+    (prefix / relative / "METADATA").write_text("\n".join(lines) + "\n\nLong description.\n")
     return relative + "/METADATA"
 
 
 def used_prefix(prefix: Path, history: str = MAMBA_HISTORY) -> None:
-    """A Miniforge root after the user's mamba install, pip install fastbook Some_Tool (+ timm)."""
+    """A Miniforge root after the user's mamba install, pip install fastbook Some_Tool (which brings timm)."""
     write_records(prefix, {
         "python": [],
         "pip": [dist_info(prefix, "pip", "24.3.1")],
@@ -63,8 +65,9 @@ def used_prefix(prefix: Path, history: str = MAMBA_HISTORY) -> None:
         "fastai": [dist_info(prefix, "fastai", "2.7.18")],
         "sentencepiece": [], "numpy": [], "sam-2": [],
     })
-    for project, version in (("fastbook", "0.0.29"), ("Some_Tool", "1.0"), ("timm", "1.0.12")):
-        dist_info(prefix, project, version)
+    dist_info(prefix, "fastbook", "0.0.29", ["fastai>=2.6", "graphviz", "ipywidgets", "sentencepiece"])
+    dist_info(prefix, "Some_Tool", "1.0", ["timm>=1.0", 'pytest; extra == "test"'])
+    dist_info(prefix, "timm", "1.0.12", ["torch", "pyyaml"])
     (prefix / "conda-meta" / "history").write_text(history)
     for env in ("tmp", "py39"):
         (prefix / "envs" / env / "conda-meta").mkdir(parents=True)
@@ -77,19 +80,6 @@ def export_json(prefix: Path, dependencies: List[str]) -> str:
                        "prefix": str(prefix)}, indent=2)
 
 
-PIP_NOT_REQUIRED = json.dumps([
-    {"name": "fastai", "version": "2.7.18"},
-    {"name": "fastbook", "version": "0.0.29"},
-    {"name": "pip", "version": "24.3.1"},
-    {"name": "sentencepiece", "version": "0.2.0"},
-    {"name": "Some_Tool", "version": "1.0"},
-])
-
-
-def pip_rule(fake: Any) -> None:
-    fake.on("-m", "pip", "list", "--not-required", out=PIP_NOT_REQUIRED)
-
-
 def test_documentation_matches_argument_spec(cj: Any) -> None:
     assert cj.documentation_problems(conda_snapshot) == []
 
@@ -97,7 +87,6 @@ def test_documentation_matches_argument_spec(cj: Any) -> None:
 def test_snapshot_of_a_used_root_prefix(fake: Any, run_module: Any, cj: Any, root_prefix: Path) -> None:
     used_prefix(root_prefix)
     fake.on("env", "export", "--from-history", out=export_json(root_prefix, ["python=3.13", "fastai"]))
-    pip_rule(fake)
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed, result
     assert result["changed"] is False
@@ -111,9 +100,7 @@ def test_snapshot_of_a_used_root_prefix(fake: Any, run_module: Any, cj: Any, roo
     assert result["sources"] == ["history"] and result["unparsed"] == []
     assert fake.find("export")[0] == [str(root_prefix / "bin" / "conda"), "env", "export", "--from-history",
                                       "--json", "-p", str(root_prefix)]
-    pip_call = fake.calls.index(fake.find("pip", "list")[0])
-    assert fake.calls[pip_call][0] == str(root_prefix / "bin" / "python")
-    assert fake.kwargs[pip_call]["environ_update"]["PYTHONNOUSERSITE"] == "1"
+    assert not fake.find("pip", "list"), "site-packages is read directly"
     assert all(kw["environ_update"]["MAMBA_ROOT_PREFIX"] == str(root_prefix) for kw in fake.kwargs)
     assert not fake.find("list", "--json"), "conda-meta and site-packages are read directly"
     assert cj.undocumented_keys(conda_snapshot, result) == []
@@ -124,7 +111,6 @@ def test_a_spec_conda_cannot_parse_does_not_empty_the_snapshot(fake: Any, run_mo
     """conda/conda#15123: conda's export fails on a mamba-written spec; every request is still read."""
     used_prefix(root_prefix)
     fake.on("env", "export", rc=1, err=CONDA_PARSE_ERROR)
-    pip_rule(fake)
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed, result
     assert result["exists"] is True and result["unreadable"] is False
@@ -139,7 +125,6 @@ def test_a_json_error_from_conda_is_named_in_the_warning(fake: Any, run_module: 
     fake.on("env", "export", rc=1, out=json.dumps({
         "exception_name": "InvalidMatchSpec",
         "message": "Invalid spec 'sam-2[version=\"=1.0\",build=\"cuda12*\"]': Invalid version '=1.0'\nmore"}))
-    pip_rule(fake)
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed
     assert result["conda"] == EXPECTED_CONDA
@@ -150,7 +135,6 @@ def test_only_installed_packages_are_kept(fake: Any, run_module: Any, root_prefi
     """A request for a package that is gone (removed as a dependent, or never linked) is not restored."""
     used_prefix(root_prefix, MAMBA_HISTORY + "# update specs: ['vanishedpkg']\n")
     fake.on("env", "export", out=export_json(root_prefix, ["vanishedpkg", "ghost"]))
-    pip_rule(fake)
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed
     assert result["conda"] == EXPECTED_CONDA
@@ -161,7 +145,6 @@ def test_conda_export_is_a_second_opinion(fake: Any, run_module: Any, root_prefi
     used_prefix(root_prefix)
     write_records(root_prefix, {"tool": []})
     fake.on("env", "export", out=export_json(root_prefix, ["fastai", "tool>=2"]))
-    pip_rule(fake)
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed
     assert result["conda"] == EXPECTED_CONDA + ["tool>=2"]
@@ -173,7 +156,6 @@ def test_a_prefix_with_packages_but_no_readable_history_is_unreadable(fake: Any,
     used_prefix(root_prefix)
     (root_prefix / "conda-meta" / "history").unlink()
     fake.on("env", "export", rc=1, err=CONDA_PARSE_ERROR)
-    pip_rule(fake)
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed
     assert result["exists"] is True
@@ -188,7 +170,6 @@ def test_a_garbled_history_is_unreadable_and_its_lines_are_named(fake: Any, run_
                                                                 root_prefix: Path) -> None:
     used_prefix(root_prefix, "==> 2026 <==\n# update specs: [\"fastai\n\x00\xff garbage\n")
     fake.on("env", "export", rc=1, err="CondaHistoryError\n")
-    pip_rule(fake)
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed
     assert result["unreadable"] is True
@@ -208,7 +189,6 @@ def test_an_empty_environment_is_not_unreadable(fake: Any, run_module: Any, tmp_
 def test_works_without_a_conda_executable(fake: Any, run_module: Any, root_prefix: Path) -> None:
     used_prefix(root_prefix)
     (root_prefix / "bin" / "conda").unlink()
-    pip_rule(fake)
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed
     assert result["exists"] is True
@@ -220,7 +200,6 @@ def test_a_broken_record_still_names_its_package(fake: Any, run_module: Any, roo
     used_prefix(root_prefix)
     (root_prefix / "conda-meta" / "sentencepiece-1.0-0.json").write_text("{not json")
     fake.on("env", "export", out=export_json(root_prefix, []))
-    pip_rule(fake)
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed
     assert "sentencepiece" in result["unpinned_conda"]
@@ -230,7 +209,6 @@ def test_a_broken_record_still_names_its_package(fake: Any, run_module: Any, roo
 def test_check_mode_gives_the_same_answer(fake: Any, run_module: Any, root_prefix: Path) -> None:
     used_prefix(root_prefix)
     fake.on("env", "export", out=export_json(root_prefix, []))
-    pip_rule(fake)
     _failed, normal = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     _failed, checked = run_module(conda_snapshot, {"prefix": str(root_prefix)}, check_mode=True)
     assert checked["changed"] is False
@@ -240,7 +218,6 @@ def test_check_mode_gives_the_same_answer(fake: Any, run_module: Any, root_prefi
 def test_custom_exclude_and_no_environments(fake: Any, run_module: Any, root_prefix: Path) -> None:
     used_prefix(root_prefix)
     fake.on("env", "export", out=export_json(root_prefix, []))
-    pip_rule(fake)
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix), "include_environments": False,
                                                  "exclude": ["conda", "fastai", "some-tool"]})
     assert not failed
@@ -283,26 +260,27 @@ def test_half_installed_prefix(fake: Any, run_module: Any, tmp_path: Path) -> No
     assert fake.calls == []
 
 
-def test_pip_failure_is_a_warning(fake: Any, run_module: Any, root_prefix: Path) -> None:
+def test_an_unreadable_marker_keeps_what_it_guards_and_warns(fake: Any, run_module: Any, root_prefix: Path) -> None:
     used_prefix(root_prefix)
-    fake.on("-m", "pip", "list", rc=1, err="/miniforge3/bin/python: No module named pip\n")
+    dist_info(root_prefix, "needs-odd", "1.0", ['odd-dep; weird_variable == "x"', 'plain-dep; python_version >= "3.8"'])
+    dist_info(root_prefix, "odd-dep", "2.0")
+    dist_info(root_prefix, "plain_dep", "3.0")
     fake.on("env", "export", out=export_json(root_prefix, []))
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed
-    assert result["pip"] == []
-    assert any("No module named pip" in w for w in get_warning_messages())
-    assert result["conda"] == EXPECTED_CONDA
+    assert result["pip"] == ["fastbook==0.0.29", "needs-odd==1.0", "odd-dep==2.0", "Some_Tool==1.0"]
+    assert any("weird_variable" in w and "kept in the snapshot" in w for w in get_warning_messages())
 
 
-def test_missing_python_skips_pip(fake: Any, run_module: Any, root_prefix: Path) -> None:
+def test_the_pip_part_runs_neither_pip_nor_python(fake: Any, run_module: Any, root_prefix: Path) -> None:
+    """site-packages is read directly: a prefix whose Python is broken still has its pip part recorded."""
     used_prefix(root_prefix)
     (root_prefix / "bin" / "python").unlink()
     fake.on("env", "export", out=export_json(root_prefix, []))
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed
-    assert result["pip"] == []
-    assert not fake.find("pip", "list")
-    assert any("pip packages of" in w for w in get_warning_messages())
+    assert result["pip"] == ["fastbook==0.0.29", "Some_Tool==1.0"]
+    assert not fake.find("pip") and not fake.find("-m")
 
 
 def test_conda_option_overrides_prefix_conda(fake: Any, run_module: Any, root_prefix: Path) -> None:
@@ -312,7 +290,66 @@ def test_conda_option_overrides_prefix_conda(fake: Any, run_module: Any, root_pr
     condabin.chmod(0o755)
     used_prefix(root_prefix)
     fake.on("env", "export", out=export_json(root_prefix, []))
-    pip_rule(fake)
     failed, _result = run_module(conda_snapshot, {"prefix": str(root_prefix), "conda": str(condabin)})
     assert not failed
     assert fake.find("export")[0][0] == str(condabin)
+
+
+# What `pip install python-fasthtml colorama typing-extensions` leaves (the
+# Requires-Dist lines are the real packages', trimmed). `pip list --not-required`
+# counts no requirement that has an extra marker, so to it uvicorn[standard]'s
+# httptools, uvloop, ... look like user installs.
+FASTHTML_DISTS = {
+    "python-fasthtml": ("0.12.0", ["fastcore>=1.8.1", "uvicorn[standard]>=0.30", "starlette>0.33",
+                                   "httpx", "itsdangerous"]),
+    "uvicorn": ("0.34.0", [
+        "click>=7.0", "h11>=0.8", 'typing-extensions>=4.0; python_version < "3.11"',
+        'colorama>=0.4; sys_platform == "win32" and extra == "standard"',
+        'httptools>=0.6.3; extra == "standard"',
+        'python-dotenv>=0.13; extra == "standard"',
+        'pyyaml>=5.1; extra == "standard"',
+        'uvloop!=0.15.0,!=0.15.1,>=0.14.0; (sys_platform != "win32" and (sys_platform != "cygwin" and '
+        'platform_python_implementation != "PyPy")) and extra == "standard"',
+        'watchfiles>=0.13; extra == "standard"',
+        'websockets>=10.4; extra == "standard"']),
+    "starlette": ("0.45.3", ["anyio<5,>=3.6.2", 'httpx<0.29.0,>=0.27.0; extra == "full"']),
+    "httpx": ("0.28.1", ["anyio", "certifi", "httpcore==1.*", "idna",
+                         'h2<5,>=3; extra == "http2"', 'socksio==1.*; extra == "socks"']),
+    "httptools": ("0.6.4", []), "uvloop": ("0.21.0", []), "python-dotenv": ("1.0.1", []),
+    "PyYAML": ("6.0.2", []), "watchfiles": ("1.0.4", ["anyio>=3.0.0"]), "websockets": ("14.2", []),
+    "click": ("8.1.8", []), "h11": ("0.14.0", []), "anyio": ("4.8.0", ["idna>=2.8", "sniffio>=1.1"]),
+    "sniffio": ("1.3.1", []), "idna": ("3.10", []), "certifi": ("2025.1.31", []),
+    "httpcore": ("1.0.7", ["certifi", "h11<0.15,>=0.13"]), "itsdangerous": ("2.2.0", []),
+    # Asked for by the user; uvicorn wants it only on Windows, Python < 3.11.
+    "colorama": ("0.4.6", []), "typing_extensions": ("4.12.2", []),
+    # Not installed, asked for through an extra nobody uses: h2, socksio.
+}
+
+def test_packages_an_extra_pulled_in_are_not_user_installs(fake: Any, run_module: Any, root_prefix: Path) -> None:
+    """Issue 10: uvicorn[standard]'s httptools, uvloop, ... came with python-fasthtml; only it is recorded."""
+    used_prefix(root_prefix)
+    write_records(root_prefix, {"fastcore": [dist_info(root_prefix, "fastcore", "1.8.1", ["packaging"])]})
+    for project, (version, requires) in FASTHTML_DISTS.items():
+        dist_info(root_prefix, project, version, requires)
+    fake.on("env", "export", out=export_json(root_prefix, []))
+    failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
+    assert not failed, result
+    assert result["pip"] == ["colorama==0.4.6", "fastbook==0.0.29", "python-fasthtml==0.12.0", "Some_Tool==1.0",
+                             "typing_extensions==4.12.2"]
+    assert not any("marker" in w for w in get_warning_messages())
+
+
+def test_a_circle_of_user_installs_is_kept(fake: Any, run_module: Any, root_prefix: Path) -> None:
+    """Nothing outside the circle requires them, so dropping both (as pip list --not-required does) loses them."""
+    used_prefix(root_prefix)
+    dist_info(root_prefix, "circle-a", "1.0", ["circle-b"])
+    dist_info(root_prefix, "circle_b", "1.0", ["Circle.A>=1", "needed-by-circle"])
+    dist_info(root_prefix, "needed-by-circle", "1.0")
+    # A circle hanging off a user install is reached from it: not recorded.
+    dist_info(root_prefix, "hangs-a", "1.0", ["hangs-b"])
+    dist_info(root_prefix, "hangs-b", "1.0", ["hangs-a"])
+    dist_info(root_prefix, "Some_Tool", "1.1", ["timm", "hangs-a"])
+    fake.on("env", "export", out=export_json(root_prefix, []))
+    failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
+    assert not failed
+    assert result["pip"] == ["circle-a==1.0", "circle_b==1.0", "fastbook==0.0.29", "Some_Tool==1.0"]
