@@ -742,7 +742,13 @@ class Engine:
     # The whole run -------------------------------------------------------------------
     def run(self, entries: list[Entry]) -> dict[str, Any]:
         """Converge every entry under one lock; return a report that never raises for one entry."""
-        os.umask(0o077)
+        old_umask = os.umask(0o077)
+        try:
+            return self._run(entries)
+        finally:
+            os.umask(old_umask)
+
+    def _run(self, entries: list[Entry]) -> dict[str, Any]:
         outcomes: list[Outcome] = []
         lock = None
         problems: list[str] = []
