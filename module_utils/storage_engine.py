@@ -1070,7 +1070,8 @@ def main(argv: list[str]) -> int:
         log = StartLog(os.path.join(settings.state_dir, "pre-run.log"), uid, int(config["log_max_bytes"]),
                        int(config["log_keep"]))
     except (OSError, Refused) as exc:
-        log(f"cannot use the state folder {settings.state_dir} (read-only storage?): {clean(exc)}", problem=True)
+        log(f"cannot write {os.path.join(settings.state_dir, 'pre-run.log')} (read-only storage?): {clean(exc)}",
+            problem=True)
     signal.signal(signal.SIGTERM, _stop)
     entries = start_entries(config, storage, home, log)
     notebooks = config.get("notebooks_git")
