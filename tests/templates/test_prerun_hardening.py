@@ -61,12 +61,14 @@ def test_r1_a_storage_link_to_etc_is_refused_and_nothing_is_chmodded_through_it(
     (ws.storage / ".git-credentials").symlink_to(etc / "passwd")
     ws.render(prerun_link_dirs=[".ssh"], prerun_link_files=[".git-credentials"])
     etc_before = snapshot(etc)
+    outside_before = snapshot(ws.root, skip=("home", "storage", "caller"))
 
     result = source_as_caller(ws)
 
     assert mode_of(etc) == 0o755
     assert mode_of(etc / "passwd") == 0o644
     assert snapshot(etc) == etc_before, "a file was created, changed or chmodded under the link target"
+    assert snapshot(ws.root, skip=("home", "storage", "caller")) == outside_before, "a file appeared outside"
     assert not (ws.home / ".ssh").exists() and not (ws.home / ".git-credentials").exists()
     log = ws.log.read_text()
     assert f"{ws.storage / '.ssh'} on the storage side is a symbolic link" in log
