@@ -8,6 +8,7 @@ Tests that mount a small tmpfs need root and run only inside the test's temporar
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import threading
@@ -61,14 +62,14 @@ def test_r1_a_storage_link_to_etc_is_refused_and_nothing_is_chmodded_through_it(
     (ws.storage / ".git-credentials").symlink_to(etc / "passwd")
     ws.render(prerun_link_dirs=[".ssh"], prerun_link_files=[".git-credentials"])
     etc_before = snapshot(etc)
-    outside_before = snapshot(ws.root, skip=("home", "storage", "caller"))
+    outside_before = snapshot(ws.root, skip=("home", "storage", "notebooks", "caller"))
 
     result = source_as_caller(ws)
 
     assert mode_of(etc) == 0o755
     assert mode_of(etc / "passwd") == 0o644
     assert snapshot(etc) == etc_before, "a file was created, changed or chmodded under the link target"
-    assert snapshot(ws.root, skip=("home", "storage", "caller")) == outside_before, "a file appeared outside"
+    assert snapshot(ws.root, skip=("home", "storage", "notebooks", "caller")) == outside_before, "a file appeared outside"
     assert not (ws.home / ".ssh").exists() and not (ws.home / ".git-credentials").exists()
     log = ws.log.read_text()
     assert f"{ws.storage / '.ssh'} on the storage side is a symbolic link" in log
@@ -244,3 +245,32 @@ def test_what_the_start_creates_is_private_even_under_umask_0(workspace: "Worksp
     assert mode_of(ws.log) == 0o600
     assert mode_of(ws.storage / ".local") == 0o700
     assert mode_of(ws.storage / ".gitconfig") == 0o600
+
+
+# The fast path (issue 9, item 1; issue 10 builds on it) ---------------------------------------
+def test_a_steady_start_returns_without_starting_any_process(workspace: "Workspace", tmp_path: Path) -> None:
+    ws = workspace
+    small_workspace(ws)
+    source_as_caller(ws)  # the first start links everything
+    log_before = ws.log.read_text()
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ws.home)}
+    caller = ["bash", "--norc", "--noprofile", "-c", f"set -eu; . '{ws.script}'; echo went on"]
+    trace = tmp_path / "trace"
+    strace = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=execve,fork,vfork,clone,clone3",
+                             *caller], capture_output=True, text=True, env=env, check=False) if shutil.which(
+        "strace") else None
+
+    started = subprocess.run(caller, capture_output=True, text=True, env=env, check=False)
+
+    assert started.stdout.strip() == "went on"
+    assert ws.log.read_text() == log_before, "the engine ran although every entry was the right link"
+    if strace is not None:
+        assert strace.stdout.strip() == "went on", strace.stderr
+        calls = [line for line in trace.read_text().splitlines() if "execve(" in line or "clone" in line
+                 or "fork(" in line]
+        assert len(calls) == 1 and "execve(" in calls[0], calls  # bash itself, nothing else
+
+
+def test_the_engine_source_is_safe_to_embed_through_a_template() -> None:
+    source = (Path(__file__).resolve().parents[2] / "module_utils" / "storage_engine.py").read_text()
+    assert not any(marker in source for marker in ("{{", "{%", "{#")), "Jinja would template the engine"
