@@ -150,8 +150,9 @@ def check_parents(root: str, path: str, uid: int) -> None:
 
 def safe_makedirs(root: str, path: str, uid: int) -> None:
     """Create path (0700) below root, refusing any link or foreign directory on the way."""
-    if root != path:
-        require_real(root, "dir", uid, "folder")
+    # The root is configured (the volume) or was checked by an earlier call; below it, nothing is followed.
+    if root != path and not os.path.isdir(root):
+        raise Refused(f"{root} is not a directory")
     current = root
     for part in os.path.relpath(path, root).split(os.sep):
         if part in ("", "."):
