@@ -173,6 +173,9 @@ def open_nofollow(path: str, flags: int, want: str, uid: int, mode: int = 0o600)
     if not good or info.st_uid != uid:
         os.close(fd)
         raise Refused(f"{path} is not a {want} owned by uid {uid}; refusing to use it")
+    # O_NONBLOCK only kept a planted FIFO from blocking the open; a regular file is used blocking
+    # (ansible-playbook refuses a non-blocking stdout).
+    os.set_blocking(fd, True)
     return fd
 
 

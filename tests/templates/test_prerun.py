@@ -652,6 +652,8 @@ def stub_tool(path: Path, record: Path, sleep: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
         "#!/bin/bash\n"
+        # ansible-playbook refuses a non-blocking stdout; the stub checks it the same way.
+        "python3 -c 'import os, sys; sys.exit(0 if os.get_blocking(1) and os.get_blocking(2) else 9)' || exit 9\n"
         f"{{ pwd; printf '%s\\n' \"$@\"; env | grep -c '^REFORGE_PRERUN_STAGE=' || true; }} > '{record}.tmp'\n"
         f"sleep {sleep}\n"
         f"mv '{record}.tmp' '{record}'\n"
