@@ -8,6 +8,7 @@ play would. The only Ansible-specific filters the templates use, ``quote`` and
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shlex
@@ -40,6 +41,7 @@ def _environment(native: bool) -> jinja2.Environment:
     env = cls(undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True)
     env.filters["quote"] = ansible_quote
     env.filters["bool"] = ansible_bool
+    env.filters["to_json"] = json.dumps
     return env
 
 
@@ -51,6 +53,8 @@ def resolve_defaults(overrides: dict[str, Any], facts_home: str) -> dict[str, An
         **overrides,
         "ansible_facts": {"user_dir": facts_home},
         "ansible_managed": ANSIBLE_MANAGED,
+        # roles/prerun/vars/main.yml reads it with the file lookup; the same file here.
+        "__prerun_engine_source": (REPO / "module_utils" / "storage_engine.py").read_text().rstrip(),
     }
     native = _environment(native=True)
     for _ in range(10):

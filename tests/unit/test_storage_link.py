@@ -1,4 +1,5 @@
-"""Unit tests of roles/storage_links/library/storage_link.py over real temporary trees.
+"""Unit tests of the link engine (module_utils/storage_engine.py) and of the storage_link module
+that wraps it, over real temporary trees.
 
 Every combination of the home side, the storage side and the entry kind is built
 on disk. A checksum over every file (its path inside the entry and its content)
@@ -14,6 +15,7 @@ import os
 import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -21,13 +23,16 @@ from typing import Any
 import pytest
 from treedata import data_checksum, snapshot
 
+import ansible.module_utils
 from ansible.module_utils.testing import patch_module_args
 
-MODULE_PATH = Path(__file__).resolve().parents[2] / "roles" / "storage_links" / "library" / "storage_link.py"
+REPO = Path(__file__).resolve().parents[2]
+MODULE_PATH = REPO / "roles" / "storage_links" / "library" / "storage_link.py"
+ENGINE_PATH = REPO / "module_utils" / "storage_engine.py"
 
 
-def _load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("reforge_storage_link", MODULE_PATH)
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -35,7 +40,10 @@ def _load_module() -> ModuleType:
     return module
 
 
-storage_link = _load_module()
+# Ansible finds the engine in module_utils/ at run time; here it is registered under the same name.
+engine = _load("ansible.module_utils.storage_engine", ENGINE_PATH)
+ansible.module_utils.storage_engine = engine  # type: ignore[attr-defined]
+storage_link = _load("reforge_storage_link", MODULE_PATH)
 
 KINDS = ("dir", "file")
 HOME_STATES = ("absent", "real_dir", "real_file", "correct_link", "wrong_link", "broken_link")
@@ -51,8 +59,8 @@ NAME = ".entry"
 def test_the_matrix_covers_every_combination() -> None:
     assert len(CASES) == len(KINDS) * len(HOME_STATES) * len(STORAGE_STATES) == 36
     assert len(set(CASE_IDS)) == 36
-    assert set(HOME_STATES) == set(storage_link.HOME_STATES)
-    assert set(STORAGE_STATES) == set(storage_link.STORAGE_STATES)
+    assert set(HOME_STATES) == set(engine.HOME_STATES)
+    assert set(STORAGE_STATES) == set(engine.STORAGE_STATES)
 
 
 # Building trees ---------------------------------------------------------------
@@ -119,10 +127,18 @@ class Layout:
         relative = str(self.home_entry(name)).lstrip("/")
         return sorted(p for stamp in self.backup.iterdir() for p in stamp.glob(relative + "*"))
 
+    def settings(self) -> Any:
+        return engine.Settings(storage_dir=str(self.storage), backup_dir=str(self.backup),
+                               state_dir=str(self.backup.parent))
+
     def run(self, kind: str, check_mode: bool = False, mode: int | None = None, name: str = NAME) -> dict[str, Any]:
-        return storage_link.converge(
-            str(self.home_entry(name)), str(self.storage_entry(name)), kind, str(self.backup), mode, check_mode
-        )
+        """One entry through the module's converge; the entry's outcome as a dict."""
+        entry = engine.Entry(str(self.home_entry(name)), str(self.storage_entry(name)), kind, mode)
+        report = storage_link.converge([entry], self.settings(), check_mode)
+        if report["errors"]:
+            raise engine.Refused("; ".join(report["errors"]))
+        out = report["outcomes"][0]
+        return {**storage_link.outcome_dict(out), "_diff": {"before": out.before, "after": out.after}}
 
 
 @pytest.fixture
@@ -131,6 +147,11 @@ def layout(tmp_path: Path) -> Layout:
 
 
 # Measuring trees --------------------------------------------------------------
+def files_of(tree: dict[str, tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
+    """A snapshot without its folders' modes (backup folders are created 0700)."""
+    return {key: value if value[0] != "dir" else ("dir",) for key, value in tree.items()}
+
+
 def data_roots(layout: Layout, name: str = NAME) -> list[Path]:
     return [layout.home_entry(name), layout.storage_entry(name), layout.elsewhere / name] + layout.backups(name)
 
@@ -164,23 +185,24 @@ def test_converges_to_the_link_without_losing_a_byte(
     backups = layout.backups()
     if home_kind == kind and storage_state != "content":
         # Storage was absent or empty: home's content moved in, nothing backed up.
-        assert result["moved"] == {"src": str(home), "dest": str(store)}
-        assert result["backup"] is None and backups == []
+        assert result["moved"] == [str(store)]
+        assert result["backups"] == [] and backups == []
         if home_before is not None:
             assert snapshot(store) == home_before
     elif home_kind is not None:
         # Storage held content (storage wins) or home had the wrong kind: home's copy is in the backup.
-        assert result["moved"] is None
-        assert backups == [Path(result["backup"])]
+        # Every home item collides with one in storage, so all of them (and only they) are in the backup.
+        assert result["moved"] == []
+        assert len(backups) == 1 and all(b.startswith(str(backups[0])) for b in result["backups"])
         assert str(backups[0]).startswith(str(layout.backup) + "/")
         if home_before is not None:
-            assert snapshot(backups[0]) == home_before
+            assert files_of(snapshot(backups[0])) == files_of(home_before)
         if store_before is not None:
             assert snapshot(store) == store_before
         if store_bytes is not None:
             assert store.read_bytes() == store_bytes
     else:
-        assert result["moved"] is None and result["backup"] is None and backups == []
+        assert result["moved"] == [] and result["backups"] == [] and backups == []
 
     if home_state == "wrong_link":
         assert result["replaced_link"] == str(layout.elsewhere / NAME)
@@ -226,8 +248,8 @@ def test_empty_home_copy_is_dropped_when_storage_holds_content(layout: Layout, k
 
     result = layout.run(kind)
 
-    assert result["removed_empty"] == [str(home)]
-    assert result["backup"] is None and layout.backups() == []
+    assert result["actions"][0] == f"remove empty {home}"
+    assert result["backups"] == [] and layout.backups() == []
     assert home.is_symlink()
     assert data_checksum(data_roots(layout))[0] == before_sum
 
@@ -248,8 +270,14 @@ def test_mode_is_enforced_on_the_storage_side(layout: Layout, kind: str, mode: i
 
 
 def test_mode_on_a_freshly_created_entry(layout: Layout) -> None:
-    result = layout.run("dir", mode=0o700)
+    result = layout.run("dir", mode=0o755)
     assert result["created"] is True and result["mode_changed"] is True
+    assert stat.S_IMODE(layout.storage_entry().stat().st_mode) == 0o755
+
+
+def test_a_fresh_entry_is_created_private_so_its_mode_needs_no_change(layout: Layout) -> None:
+    result = layout.run("dir", mode=0o700)
+    assert result["created"] is True and result["mode_changed"] is False
     assert stat.S_IMODE(layout.storage_entry().stat().st_mode) == 0o700
 
 
@@ -263,12 +291,18 @@ def test_relative_link_that_resolves_to_storage_is_left_alone(layout: Layout) ->
     assert os.readlink(layout.home_entry()) == "../storage/.entry"
 
 
-def test_two_backups_in_the_same_second_do_not_collide(layout: Layout) -> None:
-    layout.build("dir", "real_dir", "content")
-    first = storage_link.backup_destination(str(layout.home_entry()), str(layout.backup), now=0)
-    Path(first).mkdir(parents=True)
-    second = storage_link.backup_destination(str(layout.home_entry()), str(layout.backup), now=0)
-    assert second == first + ".1"
+def test_one_run_uses_one_backup_stamp_and_two_in_a_second_do_not_collide(layout: Layout) -> None:
+    for name in (".a", ".b"):
+        layout.build("file", "real_file", "content", name=name)
+    runner = engine.Engine(layout.settings(), now=0)
+    entries = [engine.Entry(str(layout.home_entry(n)), str(layout.storage_entry(n)), "file") for n in (".a", ".b")]
+    report = runner.run(entries)
+    assert [p.name for p in layout.backup.iterdir()] == ["19700101T000000Z"]
+    assert len(report["backups"]) == 2
+    layout.home_entry(".a").unlink()  # now the link; a new home copy appears
+    layout.home_entry(".a").write_text("again")
+    again = engine.Engine(layout.settings(), now=0).run(entries[:1])
+    assert again["backups"] == [report["backups"][0] + ".1"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -277,7 +311,7 @@ def test_storage_of_the_wrong_kind_is_refused_untouched(layout: Layout, kind: st
     _make_side(layout.storage_entry(), "file" if kind == "dir" else "dir", "storage")
     before = snapshot(layout.root)
 
-    with pytest.raises(storage_link.StorageLinkError, match="declared as kind="):
+    with pytest.raises(engine.Refused, match="declared as kind="):
         layout.run(kind)
     assert snapshot(layout.root) == before
 
@@ -286,7 +320,7 @@ def test_broken_link_on_the_storage_side_is_refused(layout: Layout) -> None:
     layout.build("dir", "real_dir", "absent")
     layout.storage_entry().symlink_to(layout.root / "gone")
     before = snapshot(layout.root)
-    with pytest.raises(storage_link.StorageLinkError, match="broken link on the storage side"):
+    with pytest.raises(engine.Refused, match="on the storage side is a symbolic link"):
         layout.run("dir")
     assert snapshot(layout.root) == before
 
@@ -294,15 +328,19 @@ def test_broken_link_on_the_storage_side_is_refused(layout: Layout) -> None:
 def test_storage_inside_the_home_entry_is_refused(layout: Layout) -> None:
     _fill_dir(layout.home_entry(), "home")
     inner = layout.home_entry() / "persist"
-    with pytest.raises(storage_link.StorageLinkError, match="overlap"):
-        storage_link.converge(str(layout.home_entry()), str(inner), "dir", str(layout.backup), None, False)
+    entry = engine.Entry(str(layout.home_entry()), str(inner), "dir")
+    settings = layout.settings()
+    settings.storage_dir = str(layout.home_entry())
+    report = storage_link.converge([entry], settings, False)
+    assert "overlap" in report["errors"][0]
 
 
 def test_missing_volume_is_refused(layout: Layout) -> None:
-    with pytest.raises(storage_link.StorageLinkError, match="is the persistent volume mounted"):
-        storage_link.converge(
-            str(layout.home_entry()), str(layout.root / "unmounted" / NAME), "dir", str(layout.backup), None, False
-        )
+    settings = layout.settings()
+    settings.storage_dir = str(layout.root / "unmounted")
+    entry = engine.Entry(str(layout.home_entry()), str(layout.root / "unmounted" / NAME), "dir")
+    report = storage_link.converge([entry], settings, False)
+    assert "is the persistent volume mounted" in report["errors"][0]
 
 
 def _other_file_system() -> Path | None:
@@ -330,10 +368,11 @@ def test_moves_work_across_file_systems(tmp_path: Path, storage_state: str) -> N
 
         assert data_checksum(data_roots(layout))[0] == before_sum
         assert not layout.home_entry().exists() or layout.home_entry().is_symlink()
-        assert (result["moved"] is not None) == (storage_state == "absent")
-        assert (result["backup"] is not None) == (storage_state == "content")
+        assert bool(result["moved"]) == (storage_state == "absent")
+        assert bool(result["backups"]) == (storage_state == "content")
+        assert not list(layout.storage.rglob("*reforge-partial*"))
         # Private modes survive the copy between file systems.
-        kept = layout.storage_entry() if storage_state == "absent" else Path(result["backup"])
+        kept = layout.storage_entry() if storage_state == "absent" else layout.backups()[0]
         assert stat.S_IMODE((kept / "id_ed25519").stat().st_mode) == 0o600
 
 
@@ -344,65 +383,248 @@ def _run_main(args: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> dict[
     return json.loads(capsys.readouterr().out)
 
 
-def test_main_reports_the_diff_and_the_move(layout: Layout, capsys: pytest.CaptureFixture[str]) -> None:
-    layout.build("dir", "real_dir", "absent")
-    args = {
-        "path": str(layout.home_entry()),
-        "storage": str(layout.storage_entry()),
-        "kind": "dir",
-        "backup_dir": str(layout.backup),
-        "mode": "0700",
-        "_ansible_diff": True,
-        "_ansible_check_mode": True,
-    }
+def _args(layout: Layout, *entries: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"storage_dir": str(layout.storage), "backup_dir": str(layout.backup), "entries": list(entries), **extra}
+
+
+def test_main_takes_the_whole_list_and_reports_the_diff(layout: Layout, capsys: pytest.CaptureFixture[str]) -> None:
+    layout.build("dir", "real_dir", "absent", name=".d")
+    layout.build("file", "real_file", "content", name=".f")
+    args = _args(layout,
+                 {"path": str(layout.home_entry(".d")), "storage": str(layout.storage_entry(".d")), "mode": "0700"},
+                 {"path": str(layout.home_entry(".f")), "storage": str(layout.storage_entry(".f")), "kind": "file"},
+                 _ansible_diff=True, _ansible_check_mode=True)
+    before = snapshot(layout.root)
     planned = _run_main(args, capsys)
-    assert planned["changed"] is True
-    assert "directory" in planned["diff"]["before"] and f"-> {layout.storage_entry()}" in planned["diff"]["after"]
-    assert layout.home_entry().is_dir() and not layout.home_entry().is_symlink()
+    assert planned["changed"] is True and snapshot(layout.root) == before
+    assert len(planned["diff"]) == 2 and "directory" in planned["diff"][0]["before"]
 
     done = _run_main({**args, "_ansible_check_mode": False}, capsys)
-    assert done["moved"] == {"src": str(layout.home_entry()), "dest": str(layout.storage_entry())}
-    assert done["mode_changed"] is True
-    assert layout.home_entry().is_symlink()
+    assert done["entries"][0]["moved"] == [str(layout.storage_entry(".d"))]
+    assert done["entries"][0]["mode_changed"] is True
+    assert done["backups"] == done["entries"][1]["backups"] and len(done["backups"]) == 1
+    assert [a.split(" to ")[0] for a in planned["actions"]] == [a.split(" to ")[0] for a in done["actions"]]
 
     again = _run_main(args, capsys)
-    assert again["changed"] is False
-    assert again["diff"]["before"] == again["diff"]["after"]
+    assert again["changed"] is False and again["diff"] == []
 
 
 @pytest.mark.parametrize("mode", ["rwx", "99", "077777"])
 def test_main_refuses_a_bad_mode(layout: Layout, capsys: pytest.CaptureFixture[str], mode: str) -> None:
-    args = {"path": str(layout.home_entry()), "storage": str(layout.storage_entry()),
-            "backup_dir": str(layout.backup), "mode": mode}
+    args = _args(layout, {"path": str(layout.home_entry()), "storage": str(layout.storage_entry()), "mode": mode})
     result = _run_main(args, capsys)
     assert result["failed"] is True and "octal mode" in result["msg"]
     assert not layout.home_entry().exists() and not layout.storage_entry().exists()
 
 
-def test_main_fails_with_a_sentence_on_a_refused_layout(layout: Layout, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_refuses_before_changing_anything(layout: Layout, capsys: pytest.CaptureFixture[str]) -> None:
+    layout.build("dir", "real_dir", "absent", name=".good")
     layout.build("file", "real_file", "absent")
     layout.storage_entry().mkdir()
-    args = {"path": str(layout.home_entry()), "storage": str(layout.storage_entry()), "kind": "file",
-            "backup_dir": str(layout.backup)}
+    before = snapshot(layout.root)
+    args = _args(layout,
+                 {"path": str(layout.home_entry(".good")), "storage": str(layout.storage_entry(".good"))},
+                 {"path": str(layout.home_entry()), "storage": str(layout.storage_entry()), "kind": "file"})
     result = _run_main(args, capsys)
     assert result["failed"] is True
     assert "is not a regular file but the entry is declared as kind=file" in result["msg"]
-    assert layout.home_entry().is_file()
+    assert "nothing was changed" in result["msg"]
+    assert snapshot(layout.root) == before
 
 
 def test_a_copy_left_by_an_interrupted_move_is_kept(layout: Layout) -> None:
     layout.build("dir", "real_dir", "absent")
-    staging = Path(storage_link.staging_path(str(layout.storage_entry())))
+    staging = Path(str(layout.storage_entry()) + engine.PARTIAL)
     assert staging.parent == layout.storage and staging.name == ".entry.reforge-partial"
     _fill_dir(staging, "interrupted")
     before_sum, _ = data_checksum(data_roots(layout) + [staging])
 
     result = layout.run("dir")
 
-    assert result["moved"] == {"src": str(layout.home_entry()), "dest": str(layout.storage_entry())}
-    assert result["backup"] is None
+    assert result["moved"] == [str(layout.storage_entry())]
     assert not staging.exists()
     kept = sorted(layout.backup.glob("*/" + str(staging).lstrip("/")))
-    assert len(kept) == 1
+    assert len(kept) == 1 and result["backups"] == [str(kept[0])]
     assert data_checksum(data_roots(layout) + kept)[0] == before_sum
     assert layout.run("dir")["changed"] is False
+
+
+def test_an_interrupted_partial_copy_of_home_is_dropped_not_backed_up(layout: Layout) -> None:
+    layout.build("dir", "real_dir", "absent")
+    staging = Path(str(layout.storage_entry()) + engine.PARTIAL)
+    staging.mkdir()
+    (staging / "notes.txt").write_text("notes fr")  # a prefix of home's notes.txt: a truncated copy
+
+    result = layout.run("dir")
+
+    assert not staging.exists() and result["backups"] == [] and not layout.backup.exists()
+    assert (layout.storage_entry() / "notes.txt").read_text() == "notes from home\n"
+
+
+# Merge, don't replace (issue 9, item 3) ---------------------------------------------
+def test_home_items_that_storage_lacks_are_merged_in_and_only_collisions_are_backed_up(layout: Layout) -> None:
+    site = "lib/python3/site-packages"
+    home, store = layout.home_entry(".local"), layout.storage_entry(".local")
+    (home / site / "six-1.16.dist-info").mkdir(parents=True)
+    (home / site / "six.py").write_text("# six\n")
+    (home / site / "six-1.16.dist-info" / "RECORD").write_text("six.py\n")
+    (home / "bin").mkdir()
+    (home / "bin" / "tool").write_text("home tool\n")
+    (store / site / "requests").mkdir(parents=True)
+    (store / site / "requests" / "__init__.py").write_text("# requests\n")
+    (store / "bin").mkdir()
+    (store / "bin" / "tool").write_text("storage tool\n")
+    before_sum, _ = data_checksum(data_roots(layout, ".local"))
+
+    result = layout.run("dir", name=".local")
+
+    assert (store / site / "six.py").read_text() == "# six\n"
+    assert (store / site / "six-1.16.dist-info" / "RECORD").is_file()
+    assert (store / site / "requests" / "__init__.py").is_file()
+    assert (store / "bin" / "tool").read_text() == "storage tool\n"
+    backup_tool = Path(result["backups"][0])
+    assert result["backups"] == [str(backup_tool)] and backup_tool.read_text() == "home tool\n"
+    assert backup_tool.name == "tool" and str(home / "bin" / "tool").lstrip("/") in str(backup_tool)
+    assert os.readlink(home) == str(store)
+    assert data_checksum(data_roots(layout, ".local"))[0] == before_sum
+
+
+def test_check_mode_counts_what_a_merge_moves_and_backs_up(layout: Layout) -> None:
+    home, store = layout.home_entry(), layout.storage_entry()
+    (home / "a").mkdir(parents=True)
+    (home / "a" / "new").write_text("n")
+    (home / "same").write_text("h")
+    store.mkdir()
+    (store / "same").write_text("s")
+    planned = layout.run("dir", check_mode=True)
+    assert planned["actions"][0] == f"merge {home} into {store}: 1 item(s) move, 1 colliding item(s) to the backup"
+
+
+# No clobber (item 4, R4) -------------------------------------------------------------
+@pytest.mark.parametrize("kind", KINDS)
+def test_something_that_appears_during_the_move_is_never_replaced(
+    layout: Layout, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout.build(kind, "real_dir" if kind == "dir" else "real_file", "absent")
+    store = layout.storage_entry()
+    home_sum, _ = data_checksum([layout.home_entry()])
+    real_place = engine.place
+
+    def teammate_then_place(src: str, dest: str) -> None:
+        if dest == str(store):
+            if kind == "dir":
+                store.mkdir()
+                (store / "theirs").write_text("TEAMMATE\n")
+            else:
+                store.write_text("TEAMMATE\n")
+        real_place(src, dest)
+
+    monkeypatch.setattr(engine, "place", teammate_then_place)
+    with pytest.raises(engine.Refused, match="appeared"):
+        layout.run(kind)
+    theirs = store / "theirs" if kind == "dir" else store
+    assert theirs.read_text() == "TEAMMATE\n"
+    assert data_checksum([layout.home_entry()])[0] == home_sum, "home must stay as it was"
+
+
+def test_a_cross_file_system_copy_that_meets_a_new_file_keeps_both(
+    layout: Layout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    layout.build("file", "real_file", "absent")
+    home_bytes = layout.home_entry().read_bytes()
+    store = layout.storage_entry()
+    real_copy = engine.shutil.copy2
+
+    def copy_then_teammate(src: str, dest: str, **kwargs: Any) -> Any:
+        done = real_copy(src, dest, **kwargs)
+        store.write_text("TEAMMATE\n")
+        return done
+
+    monkeypatch.setattr(engine.shutil, "copy2", copy_then_teammate)
+    real_lstat = os.lstat
+
+    def other_device(path: Any) -> os.stat_result:  # make the move look like one between file systems
+        info = real_lstat(path)
+        if str(path) == str(layout.home_entry()):
+            fields = list(info)
+            fields[2] = info.st_dev + 1
+            return os.stat_result(fields)
+        return info
+
+    monkeypatch.setattr(engine.os, "lstat", other_device)
+    result = layout.run("file")
+    monkeypatch.undo()
+
+    assert store.read_text() == "TEAMMATE\n"
+    assert len(result["backups"]) == 1 and Path(result["backups"][0]).read_bytes() == home_bytes
+    assert not Path(str(store) + engine.PARTIAL).exists()
+
+
+# Never through a link (item 2, R1, R3) ---------------------------------------------------
+def test_a_storage_link_to_etc_is_refused_and_not_chmodded(layout: Layout) -> None:
+    etc = layout.root / "etc"
+    etc.mkdir(mode=0o755)
+    etc.chmod(0o755)
+    (etc / "passwd").write_text("x")
+    (etc / "passwd").chmod(0o644)
+    layout.storage_entry().symlink_to(etc)
+    with pytest.raises(engine.Refused, match="symbolic link"):
+        layout.run("dir", mode=0o700)
+    assert stat.S_IMODE(etc.stat().st_mode) == 0o755 and stat.S_IMODE((etc / "passwd").stat().st_mode) == 0o644
+
+
+def test_chmod_never_follows_a_link(layout: Layout) -> None:
+    target = layout.root / "target"
+    target.write_text("x")
+    target.chmod(0o644)
+    link = layout.root / "link"
+    link.symlink_to(target)
+    with pytest.raises(OSError):
+        engine.chmod_nofollow(str(link), 0o600)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
+def test_a_backup_folder_that_is_a_link_receives_nothing(layout: Layout) -> None:
+    public = layout.root / "public"
+    public.mkdir()
+    layout.backup.parent.mkdir(parents=True)
+    layout.backup.symlink_to(public)
+    layout.build("file", "real_file", "content")
+    home_bytes = layout.home_entry().read_bytes()
+    with pytest.raises(engine.Refused, match="symbolic link"):
+        layout.run("file")
+    assert list(public.iterdir()) == []
+    assert layout.home_entry().read_bytes() == home_bytes
+
+
+# Retention and the lock (items 5, 6) -----------------------------------------------------
+def test_backups_are_pruned_by_count_and_age_then_by_size(layout: Layout) -> None:
+    layout.backup.mkdir(parents=True)
+    for stamp in ("20200101T000000Z", "20200201T000000Z", "20200301T000000Z"):
+        (layout.backup / stamp).mkdir()
+        (layout.backup / stamp / "data").write_bytes(b"x" * 10000)
+    settings = layout.settings()
+    settings.backup_keep = 2
+    pruned = engine.Engine(settings).prune_backups()
+    assert pruned == [str(layout.backup / "20200101T000000Z")]
+    settings.backup_max_bytes = 20000
+    assert engine.Engine(settings).prune_backups() == [str(layout.backup / "20200201T000000Z")]
+    assert [p.name for p in layout.backup.iterdir()] == ["20200301T000000Z"]
+
+
+def test_a_mkdir_lock_of_another_host_is_respected_until_its_lease_expires(layout: Layout) -> None:
+    settings = layout.settings()
+    settings.use_flock = False
+    settings.lock_timeout = 0.3
+    lock_dir = layout.backup.parent / "pre-run.lock.d"
+    lock_dir.mkdir(parents=True)
+    (lock_dir / "owner").write_text(f"1 other-host {int(time.time()) + 60}\n")
+    with pytest.raises(engine.LockBusy, match="until its lease expires"):
+        engine.Lock(settings, os.geteuid(), lambda _m: None).acquire()
+    (lock_dir / "owner").write_text(f"1 other-host {int(time.time()) - 1}\n")
+    notes: list[str] = []
+    lock = engine.Lock(settings, os.geteuid(), notes.append)
+    lock.acquire()
+    assert notes == ["took over the lock of pid 1 on other-host: its lease expired"]
+    lock.release()
+    assert not lock_dir.exists()

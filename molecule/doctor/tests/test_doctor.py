@@ -123,6 +123,22 @@ def test_the_doctor_flags_the_real_directory_and_the_open_key(doctor):
     assert set(doctor.stats[BROKEN]["doctor_summary"]["failed_checks"]) == {"ipython", "link .local", "ssh id_ed25519"}
 
 
+def test_secrets_on_a_volume_not_declared_private_are_a_warning(doctor):
+    broken, healthy = doctor.report(BROKEN)["storage privacy"], doctor.report(HEALTHY)["storage privacy"]
+    assert broken["status"] == "WARN"
+    secrets = broken["detail"].split(" live on /storage")[0].split(", ")
+    assert sorted(secrets) == [".git-credentials", ".kaggle", ".ssh"]
+    assert "not declared private" in broken["detail"] and "reforge_storage_private: true" in broken["fix"]
+    assert healthy["status"] == "OK" and healthy["detail"].endswith("declared private")
+
+
+def test_the_doctor_names_every_backup(doctor):
+    backups = doctor.report(BROKEN)["backups"]
+    assert backups["status"] == "WARN"
+    assert "/storage/.reforge/backup/20260101T000000Z/root/.local/bin/tool" in backups["detail"]
+    assert doctor.report(HEALTHY)["backups"]["status"] == "OK"
+
+
 def test_the_healthy_host_reports_all_ok(doctor):
     report = doctor.report(HEALTHY)
     statuses = {check: entry["status"] for check, entry in report.items()}

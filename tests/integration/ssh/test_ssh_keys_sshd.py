@@ -198,3 +198,38 @@ def test_the_secret_search_finds_a_key_printed_the_way_ansible_prints_values(tmp
     with pytest.raises(AssertionError, match="a line of the private key appears"):
         assert_no_private_key(["clean output", leaked], key)
     assert_no_private_key(["clean output"], key)
+
+
+# R11 (review appendix): ~/.ssh -> /storage/.ssh -> elsewhere. Needs no sshd, so it runs on its own.
+def test_r11_a_storage_ssh_link_to_etc_is_refused_and_nothing_is_chmodded_or_written(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from treedata import snapshot
+
+    repo = Path(__file__).resolve().parents[3]
+    etc, home, storage = tmp_path / "etc", tmp_path / "home", tmp_path / "storage"
+    for folder in (etc, home, storage):
+        folder.mkdir()
+    etc.chmod(0o755)
+    (etc / "passwd").write_text("root:x:0:0::/root:/bin/bash\n")
+    (etc / "passwd").chmod(0o644)
+    (storage / ".ssh").symlink_to(etc)
+    (home / ".ssh").symlink_to(storage / ".ssh")
+    play = tmp_path / "play.yml"
+    play.write_text(
+        "- hosts: localhost\n  connection: local\n  gather_facts: false\n"
+        f"  vars: {{ansible_facts: {{user_dir: '{home}', user_id: root}}}}\n"
+        "  roles: [{role: ssh_keys, ssh_keys_source: none}]\n"
+    )
+    before = snapshot(etc)
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(play),
+         "-e", "ansible_python_interpreter=" + sys.executable],
+        cwd=repo, capture_output=True, text=True, check=False,
+        env={**os.environ, "ANSIBLE_CONFIG": str(repo / "ansible.cfg")},
+    )
+    assert oct(etc.stat().st_mode & 0o777) == oct(0o755)
+    assert snapshot(etc) == before, "the role chmodded or wrote through the link"
+    assert done.returncode != 0 and "is not a real directory" in done.stdout, done.stdout[-2000:]
