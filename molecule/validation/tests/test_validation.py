@@ -1,0 +1,240 @@
+"""validation: every bad value is refused before anything changes, through the playbooks users run.
+
+One converged host (user dev: the base environment in ~/miniforge3, the Paperspace
+roles with storage in ~/storage). Each case of the table runs one playbook with one
+bad value and asserts: a non-zero exit, a failure message that names the variable,
+no task reported as changed, and the home (with the prefix and the storage tree)
+exactly as it was, by a listing and a content checksum taken before and after.
+Cases marked `check` run a second time with --check and must be refused the same way.
+Teardown cases plant a sentinel where the deletion would aim and assert it survives.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+import pytest
+
+HOST = "validation-host"
+HOME = "/home/dev"
+PREFIX = f"{HOME}/miniforge3"
+
+# One listing of the whole home (the prefix and the storage tree are inside it):
+# path, type, size, mode, owner, mtime, link target; then a content checksum of every
+# regular file outside the prefix. ~/.ansible is Ansible's own scratch space.
+STATE_SCRIPT = r"""
+cd /home/dev || exit 1
+find . -path ./.ansible -prune -o -printf '%p %y %s %m %U %T@ %l\n' | LC_ALL=C sort
+echo "contents $(find . \( -path ./.ansible -o -path ./miniforge3 \) -prune -o -type f -print0 \
+    | LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum)"
+echo "outside $(ls -la --time-style=full-iso /tmp/reforge-outside 2>/dev/null | sha256sum)"
+"""
+
+
+def in_container(command: str, user: str = "root") -> str:
+    exit_code, output = docker.from_env().containers.get(HOST).exec_run(["sh", "-c", command], user=user)
+    assert exit_code == 0, f"{command!r} failed: {output.decode()}"
+    return output.decode()
+
+
+def host_state() -> list[str]:
+    return in_container(STATE_SCRIPT).splitlines()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad value: the playbook a user would run, the -e values, the variable the refusal names."""
+
+    id: str
+    playbook: str
+    extra: dict[str, Any]
+    variable: str
+    check: bool = False
+    # Shell commands run as dev before the case (planted sentinels), and paths that must survive.
+    plant: str = ""
+    sentinels: tuple[str, ...] = ()
+    cleanup: str = ""
+    also: tuple[str, ...] = field(default_factory=tuple)
+
+
+REBUILD = "playbooks/rebuild-base.yml"
+BASE = "playbooks/base.yml"
+TEARDOWN = "playbooks/teardown.yml"
+PAPERSPACE = "playbooks/paperspace.yml"
+STARTUP = "playbooks/startup.yml"
+DOCTOR = "playbooks/doctor.yml"
+USER_CONFIG = {"miniforge_remove_user_config": True}
+
+CASES = [
+    # base_env, through the rebuild (which tears down first) and the converge.
+    Case("rebuild-state-typo", REBUILD, {"base_env_state": "newest"}, "base_env_state", check=True),
+    Case("base-state-typo", BASE, {"base_env_state": "newest"}, "base_env_state"),
+    Case("snapshot-keep-zero", REBUILD, {"base_env_snapshot_keep": 0}, "base_env_snapshot_keep", check=True),
+    Case("snapshot-keep-negative", REBUILD, {"base_env_snapshot_keep": -1}, "base_env_snapshot_keep"),
+    Case("snapshot-keep-not-int", REBUILD, {"base_env_snapshot_keep": "many"}, "base_env_snapshot_keep"),
+    Case("empty-conda-package", REBUILD, {"base_env_conda_packages": ["fastcore", ""]}, "base_env_conda_packages"),
+    Case("blank-pip-package", BASE, {"base_env_pip_packages": [" "]}, "base_env_pip_packages"),
+    Case("empty-verify-import", REBUILD, {"base_env_verify_imports": ["fastcore", ""]}, "base_env_verify_imports"),
+    Case("verify-import-not-a-module", BASE, {"base_env_verify_imports": ["os; import shutil"]},
+         "base_env_verify_imports"),
+    Case("empty-channel", BASE, {"base_env_channels": [""]}, "base_env_channels"),
+    Case("environment-without-name", REBUILD, {"base_env_environments": [{"name": "", "packages": ["numpy"]}]},
+         "base_env_environments"),
+    Case("environment-bad-state", BASE, {"base_env_environments": [{"name": "x", "state": "gone"}]},
+         "base_env_environments"),
+    Case("environment-empty-package", BASE, {"base_env_environments": [{"name": "x", "packages": [""]}]},
+         "base_env_environments"),
+    Case("snapshot-dir-relative", REBUILD, {"base_env_snapshot_dir": "snapshots"}, "base_env_snapshot_dir"),
+    # miniforge: installer and configuration values.
+    Case("sha256-short", REBUILD, {"miniforge_installer_sha256": "abc123"}, "miniforge_installer_sha256",
+         check=True),
+    Case("sha256-not-hex", BASE, {"miniforge_installer_sha256": "z" * 64}, "miniforge_installer_sha256"),
+    Case("base-url-no-scheme", REBUILD, {"miniforge_base_url": "github.com/conda-forge/miniforge"},
+         "miniforge_base_url", check=True),
+    Case("base-url-not-url", BASE, {"miniforge_base_url": "not a url"}, "miniforge_base_url"),
+    Case("installer-url-scheme", BASE, {"miniforge_installer_url": "javascript:alert(1)"},
+         "miniforge_installer_url"),
+    Case("version-empty", REBUILD, {"miniforge_version": ""}, "miniforge_version"),
+    Case("shell-fish", REBUILD, {"miniforge_shells": ["fish"]}, "miniforge_shells"),
+    Case("channel-priority", BASE, {"miniforge_channel_priority": "high"}, "miniforge_channel_priority"),
+    Case("empty-miniforge-channel", BASE, {"miniforge_channels": ["conda-forge", ""]}, "miniforge_channels"),
+    Case("empty-pkgs-dir", REBUILD, {"miniforge_pkgs_dirs": [""]}, "miniforge_pkgs_dirs"),
+    Case("miniforge-state", BASE, {"miniforge_state": "removed"}, "miniforge_state"),
+    # The prefix rules, the same in every playbook and in --check.
+    Case("prefix-space", REBUILD, {"miniforge_prefix": f"{HOME}/mini forge"}, "miniforge_prefix", check=True),
+    Case("prefix-single-quote", BASE, {"miniforge_prefix": f"{HOME}/mini'forge"}, "miniforge_prefix",
+         check=True),
+    Case("prefix-double-quote", BASE, {"miniforge_prefix": f'{HOME}/mini"forge'}, "miniforge_prefix"),
+    Case("prefix-newline", BASE, {"miniforge_prefix": f"{HOME}/mini\nforge"}, "miniforge_prefix", check=True),
+    Case("prefix-backtick", REBUILD, {"miniforge_prefix": f"{HOME}/mini`id`forge"}, "miniforge_prefix"),
+    Case("prefix-dollar", BASE, {"miniforge_prefix": f"{HOME}/mini$USER"}, "miniforge_prefix"),
+    Case("prefix-backslash", BASE, {"miniforge_prefix": f"{HOME}/mini\\forge"}, "miniforge_prefix"),
+    Case("prefix-tab", TEARDOWN, {"miniforge_prefix": f"{HOME}/mini\tforge"}, "miniforge_prefix"),
+    Case("prefix-relative", REBUILD, {"miniforge_prefix": "miniforge3"}, "miniforge_prefix"),
+    Case("prefix-dotdot", TEARDOWN, {"miniforge_prefix": f"{HOME}/miniforge3/../miniforge3"}, "miniforge_prefix"),
+    Case("legacy-prefix-quote", TEARDOWN, {"miniforge_remove_legacy": True,
+                                           "miniforge_legacy_prefixes": [f"{HOME}/mamba'forge"]},
+         "miniforge_legacy_prefixes"),
+    # Deletions outside the prefix: the sentinel where they would aim must survive.
+    Case("condarc-is-a-directory", TEARDOWN, {**USER_CONFIG, "miniforge_condarc_path": f"{HOME}/notes"},
+         "miniforge_condarc_path", check=True,
+         plant=f"mkdir -p {HOME}/notes && echo keep > {HOME}/notes/sentinel",
+         sentinels=(f"{HOME}/notes/sentinel",), cleanup=f"rm -rf {HOME}/notes"),
+    Case("condarc-is-the-home", TEARDOWN, {**USER_CONFIG, "miniforge_condarc_path": HOME},
+         "miniforge_condarc_path", plant=f"echo keep > {HOME}/sentinel", sentinels=(f"{HOME}/sentinel",),
+         cleanup=f"rm -f {HOME}/sentinel"),
+    Case("condarc-outside-home", TEARDOWN, {**USER_CONFIG, "miniforge_condarc_path": "/tmp/reforge-outside/condarc"},
+         "miniforge_condarc_path", check=True,
+         plant="mkdir -p /tmp/reforge-outside && echo keep > /tmp/reforge-outside/condarc",
+         sentinels=("/tmp/reforge-outside/condarc",), cleanup="rm -rf /tmp/reforge-outside"),
+    Case("condarc-link-out-of-home", TEARDOWN, {**USER_CONFIG, "miniforge_condarc_path": f"{HOME}/linked.condarc"},
+         "miniforge_condarc_path",
+         plant=("mkdir -p /tmp/reforge-outside && echo keep > /tmp/reforge-outside/condarc"
+                f" && ln -s /tmp/reforge-outside/condarc {HOME}/linked.condarc"),
+         sentinels=("/tmp/reforge-outside/condarc", f"{HOME}/linked.condarc"),
+         cleanup=f"rm -rf /tmp/reforge-outside {HOME}/linked.condarc"),
+    Case("dot-conda-holds-user-data", TEARDOWN, USER_CONFIG, "miniforge_remove_user_config", check=True,
+         plant=f"mkdir -p {HOME}/.conda && echo keep > {HOME}/.conda/my-notes.txt",
+         sentinels=(f"{HOME}/.conda/my-notes.txt",), cleanup=f"rm -f {HOME}/.conda/my-notes.txt"),
+    Case("dot-conda-is-a-link", TEARDOWN, USER_CONFIG, "miniforge_remove_user_config",
+         plant=(f"mkdir -p /tmp/reforge-outside/conda && echo keep > /tmp/reforge-outside/conda/environments.txt"
+                f" && mv {HOME}/.conda {HOME}/.conda.aside 2>/dev/null; ln -s /tmp/reforge-outside/conda {HOME}/.conda"),
+         sentinels=("/tmp/reforge-outside/conda/environments.txt",),
+         cleanup=(f"rm -f {HOME}/.conda && rm -rf /tmp/reforge-outside"
+                  f" && if [ -e {HOME}/.conda.aside ]; then mv {HOME}/.conda.aside {HOME}/.conda; fi")),
+    # Paperspace roles: a bad value is refused before storage_links moves anything.
+    Case("ssh-source-typo", PAPERSPACE, {"ssh_keys_source": "files"}, "ssh_keys_source", check=True),
+    Case("ssh-host-missing", PAPERSPACE, {"ssh_keys_hosts": [{"hostname": "example.org"}]}, "ssh_keys_hosts"),
+    Case("ssh-port-out-of-range", PAPERSPACE, {"ssh_keys_hosts": [{"host": "x", "port": 70000}]}, "ssh_keys_hosts"),
+    Case("ssh-key-name-escapes", PAPERSPACE, {"ssh_keys_name": "../id_ed25519"}, "ssh_keys_name"),
+    Case("ssh-file-source-without-file", PAPERSPACE, {"ssh_keys_source": "file"}, "ssh_keys_private_key_file"),
+    Case("ssh-empty-known-host", PAPERSPACE, {"ssh_keys_known_hosts_extra": [""]}, "ssh_keys_known_hosts_extra"),
+    Case("git-repo-missing", PAPERSPACE, {"git_repos_repositories": [{"dest": "notes"}]}, "git_repos_repositories",
+         check=True),
+    Case("git-dest-escapes", PAPERSPACE, {"git_repos_repositories": [{"repo": "gitserver:a.git", "dest": "../a"}]},
+         "git_repos_repositories"),
+    Case("git-dir-mode", PAPERSPACE, {"git_repos_dir_mode": "999"}, "git_repos_dir_mode"),
+    Case("prerun-timeout-negative", PAPERSPACE, {"prerun_timeout": -1}, "prerun_timeout", check=True),
+    Case("prerun-log-bytes-negative", PAPERSPACE, {"prerun_log_max_bytes": -5}, "prerun_log_max_bytes"),
+    Case("prerun-lock-timeout-negative", PAPERSPACE, {"prerun_lock_timeout": -3}, "prerun_lock_timeout"),
+    Case("prerun-log-keep-negative", PAPERSPACE, {"prerun_log_keep": -1}, "prerun_log_keep"),
+    Case("prerun-empty-pip-package", PAPERSPACE, {"prerun_pip_user_packages": ["six", ""]},
+         "prerun_pip_user_packages"),
+    Case("prerun-empty-conda-package", PAPERSPACE, {"prerun_conda_packages": [""]}, "prerun_conda_packages"),
+    Case("prerun-runner", PAPERSPACE, {"prerun_startup_runner": "ansible"}, "prerun_startup_runner"),
+    Case("storage-mode-not-octal", PAPERSPACE, {"storage_links_modes": {".ssh": "0800"}}, "storage_links_modes",
+         check=True),
+    Case("storage-mode-word", PAPERSPACE, {"storage_links_modes": {".ssh": "rwx"}}, "storage_links_modes"),
+    Case("storage-extra-escapes", PAPERSPACE, {"storage_links_extra": [{"name": "../outside"}]},
+         "storage_links_extra", check=True),
+    Case("storage-extra-absolute", PAPERSPACE, {"storage_links_extra": [{"name": "/etc"}]}, "storage_links_extra"),
+    Case("storage-extra-kind", PAPERSPACE, {"storage_links_extra": [{"name": ".vim", "kind": "link"}]},
+         "storage_links_extra"),
+    Case("storage-empty-dir", PAPERSPACE, {"storage_links_dirs": [".local", ""]}, "storage_links_dirs"),
+    Case("storage-file-escapes", PAPERSPACE, {"storage_links_files": ["../.bashrc"]}, "storage_links_files"),
+    Case("storage-dir-is-home", PAPERSPACE, {"storage_links_dirs": ["."]}, "storage_links_dirs"),
+    # The startup playbook and the doctor check the same way.
+    Case("startup-git-repo-empty", STARTUP, {"git_repos_repositories": [{"repo": ""}]}, "git_repos_repositories"),
+    Case("startup-storage-escapes", STARTUP, {"storage_links_extra": [{"name": "a/../../b"}]}, "storage_links_extra"),
+    Case("doctor-warn-negative", DOCTOR, {"doctor_disk_warn_gib": -1}, "doctor_disk_warn_gib"),
+    Case("doctor-empty-command", DOCTOR, {"doctor_commands": [""]}, "doctor_commands"),
+]
+
+RUNS = [pytest.param(case, [], id=case.id) for case in CASES] + [
+    pytest.param(case, ["--check", "--diff"], id=f"{case.id}--check") for case in CASES if case.check
+]
+
+
+def failure_messages(output: str) -> str:
+    """The messages of the failed tasks, from the json callback's output (and stderr's errors)."""
+    messages: list[str] = []
+    start = output.find("{")
+    try:
+        report, _end = json.JSONDecoder().raw_decode(output[start:]) if start >= 0 else ({}, 0)
+    except ValueError:
+        report = {}
+    for play in report.get("plays", []):
+        for task in play.get("tasks", []):
+            for result in task.get("hosts", {}).values():
+                if result.get("failed") or result.get("unreachable"):
+                    msg = result.get("msg", "")
+                    messages.append(msg if isinstance(msg, str) else json.dumps(msg))
+    messages += [line for line in output.splitlines() if line.startswith("ERROR")]
+    return "\n".join(messages)
+
+
+def test_the_table_covers_every_playbook_and_at_least_40_values():
+    assert len(CASES) >= 40
+    assert {case.playbook for case in CASES} == {REBUILD, BASE, TEARDOWN, PAPERSPACE, STARTUP, DOCTOR}
+
+
+@pytest.mark.parametrize(("case", "args"), RUNS)
+def test_a_bad_value_is_refused_before_anything_changes(case: Case, args: list[str], playbook: Callable) -> None:
+    if case.plant:
+        in_container(case.plant, user="dev")
+    try:
+        before = host_state()
+        run = playbook(case.playbook, *args, extra_vars=case.extra)
+        after = host_state()
+        messages = failure_messages(run.output)
+        assert run.rc != 0, f"{case.id}: accepted (rc 0)\n{run.output[-3000:]}"
+        assert case.variable in messages, f"{case.id}: the refusal does not name {case.variable}:\n{messages[-3000:]}"
+        assert run.changed(HOST) == 0, f"{case.id}: {run.changed(HOST)} task(s) changed something"
+        assert before == after, f"{case.id}: the host changed:\n" + "\n".join(
+            difflib.unified_diff(before, after, "before", "after", lineterm="", n=0))
+        for sentinel in case.sentinels:
+            in_container(f"test -e {sentinel} || test -L {sentinel}")
+    finally:
+        if case.cleanup:
+            in_container(case.cleanup)
+
+
+def test_the_converged_host_is_still_whole() -> None:
+    """After all the refusals the prefix still works and the links are still in place."""
+    in_container(f"{PREFIX}/bin/python -c 'import fastcore'", user="dev")
+    in_container(f"test -L {HOME}/.ssh && test -d {HOME}/storage/.ssh", user="dev")
