@@ -104,6 +104,8 @@ def describe_character(char: str) -> str:
         return "a newline"
     if char == "\t":
         return "a tab"
+    if char == " ":
+        return "a space"
     if char.isspace():
         return f"whitespace (U+{ord(char):04X})"
     return f"a control character (U+{ord(char):04X})"

@@ -31,7 +31,7 @@ def test_a_leading_tilde_or_home_expands_to_the_home(given: str, expanded: str) 
 
 
 @pytest.mark.parametrize(("prefix", "named"), [
-    ("/home/me/mini forge", "whitespace"),
+    ("/home/me/mini forge", "a space"),
     ("/home/me/mini\tforge", "a tab"),
     ("/home/me/mini\nforge", "a newline"),
     ("/home/me/mini'forge", "a single quote (')"),

@@ -202,8 +202,10 @@ def failure_messages(output: str) -> str:
         for task in play.get("tasks", []):
             for result in task.get("hosts", {}).values():
                 if result.get("failed") or result.get("unreachable"):
-                    msg = result.get("msg", "")
-                    messages.append(msg if isinstance(msg, str) else json.dumps(msg))
+                    for one in [result, *result.get("results", [])]:
+                        if one is result or one.get("failed"):
+                            msg = one.get("msg", "")
+                            messages.append(msg if isinstance(msg, str) else json.dumps(msg))
     messages += [line for line in output.splitlines() if line.startswith("ERROR")]
     return "\n".join(messages)
 
