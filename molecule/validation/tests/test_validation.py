@@ -115,6 +115,8 @@ CASES = [
     Case("prefix-dollar", BASE, {"miniforge_prefix": f"{HOME}/mini$USER"}, "miniforge_prefix"),
     Case("prefix-backslash", BASE, {"miniforge_prefix": f"{HOME}/mini\\forge"}, "miniforge_prefix"),
     Case("prefix-tab", TEARDOWN, {"miniforge_prefix": f"{HOME}/mini\tforge"}, "miniforge_prefix"),
+    # An -e value outranks anything a playbook sets, so a ~ there cannot be expanded: refused, naming the path.
+    Case("prefix-tilde-in-extra-vars", BASE, {"miniforge_prefix": "~/miniforge3"}, "miniforge_prefix"),
     Case("prefix-relative", REBUILD, {"miniforge_prefix": "miniforge3"}, "miniforge_prefix"),
     Case("prefix-dotdot", TEARDOWN, {"miniforge_prefix": f"{HOME}/miniforge3/../miniforge3"}, "miniforge_prefix"),
     Case("legacy-prefix-quote", TEARDOWN, {"miniforge_remove_legacy": True,
@@ -240,3 +242,26 @@ def test_the_converged_host_is_still_whole() -> None:
     """After all the refusals the prefix still works and the links are still in place."""
     in_container(f"{PREFIX}/bin/python -c 'import fastcore'", user="dev")
     in_container(f"test -L {HOME}/.ssh && test -d {HOME}/storage/.ssh", user="dev")
+
+
+def test_a_prefix_written_with_a_tilde_in_the_inventory_is_the_same_prefix(playbook: Callable, tmp_path) -> None:
+    """~/miniforge3 from the inventory is expanded up front: --check on the converged host changes nothing."""
+    inventory = tmp_path / "tilde.yml"
+    inventory.write_text(f"all:\n  hosts:\n    {HOST}:\n      miniforge_prefix: ~/miniforge3\n")
+    before = host_state()
+    run = playbook(BASE, "-i", str(inventory), "--check")
+    assert run.rc == 0, run.output[-3000:]
+    assert run.changed(HOST) == 0
+    assert host_state() == before
+
+
+def test_teardown_removes_the_user_config_conda_made(playbook: Callable) -> None:
+    """The positive control, last because it removes the prefix: a regular ~/.condarc and the
+    ~/.conda conda writes are removed; the storage tree the ~/.conda link pointed into is kept."""
+    in_container(f"mv {HOME}/.conda {HOME}/.conda.link && mkdir -p {HOME}/.conda/pkgs"
+                 f" && echo {PREFIX} > {HOME}/.conda/environments.txt && test -f {HOME}/.condarc", user="dev")
+    storage_before = in_container(f"find {HOME}/storage -printf '%p %y %s\\n' | LC_ALL=C sort")
+    run = playbook(TEARDOWN, extra_vars=USER_CONFIG)
+    assert run.rc == 0, run.output[-3000:]
+    in_container(f"test ! -e {HOME}/.condarc && test ! -e {HOME}/.conda && test ! -e {PREFIX}")
+    assert in_container(f"find {HOME}/storage -printf '%p %y %s\\n' | LC_ALL=C sort") == storage_before
