@@ -190,6 +190,9 @@ def check(path: str, variable: str, rule: str, home: str, uid: int) -> dict[str,
         problem = config_file_problem(expanded, home, uid)
     else:
         problem = conda_dir_problem(expanded, home, uid)
+    if problem and rule == "prefix":
+        # The same opening as the install and teardown guard's refusals.
+        raise ValueError(f"Refusing prefix {path!r} ({variable}): {problem}.")
     if problem:
         raise ValueError(f"Refusing {variable} {path!r}: {problem}.")
     return {"path": expanded, "exists": os.path.lexists(expanded)}

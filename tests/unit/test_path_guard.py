@@ -48,7 +48,7 @@ def test_a_prefix_with_a_character_the_shell_init_cannot_carry_is_refused(prefix
     with pytest.raises(ValueError) as refused:
         path_guard.check(prefix, "miniforge_prefix", "prefix", HOME, os.getuid())
     message = str(refused.value)
-    assert message.startswith(f"Refusing miniforge_prefix {prefix!r}: it holds {named}")
+    assert message.startswith(f"Refusing prefix {prefix!r} (miniforge_prefix): it holds {named}")
     assert "\n" not in message
 
 
