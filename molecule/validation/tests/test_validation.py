@@ -14,7 +14,8 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import docker
@@ -26,13 +27,14 @@ PREFIX = f"{HOME}/miniforge3"
 
 # One listing of the whole home (the prefix and the storage tree are inside it):
 # path, type, size, mode, owner, mtime, link target; then a content checksum of every
-# regular file outside the prefix. ~/.ansible is Ansible's own scratch space.
+# regular file outside the prefix; then the scratch folder outside the home that teardown cases
+# plant into. ~/.ansible is Ansible's own scratch space.
 STATE_SCRIPT = r"""
 cd /home/dev || exit 1
 find . -path ./.ansible -prune -o -printf '%p %y %s %m %U %T@ %l\n' | LC_ALL=C sort
 echo "contents $(find . \( -path ./.ansible -o -path ./miniforge3 \) -prune -o -type f -print0 \
     | LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum)"
-echo "outside $(ls -la --time-style=full-iso /tmp/reforge-outside 2>/dev/null | sha256sum)"
+find /tmp/reforge-outside -printf 'outside %p %y %s %m %U %T@ %l\n' 2>/dev/null | LC_ALL=C sort
 """
 
 
@@ -59,7 +61,6 @@ class Case:
     plant: str = ""
     sentinels: tuple[str, ...] = ()
     cleanup: str = ""
-    also: tuple[str, ...] = field(default_factory=tuple)
 
 
 REBUILD = "playbooks/rebuild-base.yml"
@@ -187,9 +188,48 @@ CASES = [
     Case("doctor-empty-command", DOCTOR, {"doctor_commands": [""]}, "doctor_commands"),
 ]
 
-RUNS = [pytest.param(case, [], id=case.id) for case in CASES] + [
-    pytest.param(case, ["--check", "--diff"], id=f"{case.id}--check") for case in CASES if case.check
-]
+RUNS = [(case, ()) for case in CASES] + [(case, ("--check", "--diff")) for case in CASES if case.check]
+# Cases that plant something run one at a time; the others run a few at once, bracketed by one
+# before/after state of the host: a change by any of them fails every case of the batch.
+WORKERS = 3
+
+
+@dataclass
+class Refusal:
+    run: Any
+    before: list[str]
+    after: list[str]
+
+
+def run_id(case: Case, args: tuple[str, ...]) -> str:
+    return case.id + ("--check" if args else "")
+
+
+@pytest.fixture(scope="session")
+def batch(playbook: Callable) -> dict[str, Refusal]:
+    """Run every case without a sentinel, WORKERS at a time, between two states of the host."""
+    runs = [(case, args) for case, args in RUNS if not case.plant]
+    before = host_state()
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        done = list(pool.map(lambda run: playbook(run[0].playbook, *run[1], extra_vars=run[0].extra), runs))
+    after = host_state()
+    return {run_id(case, args): Refusal(result, before, after) for (case, args), result in zip(runs, done)}
+
+
+def refuse_alone(case: Case, args: tuple[str, ...], playbook: Callable) -> Refusal:
+    """Plant the case's sentinel, run it alone between two states of the host, clean up."""
+    if case.plant:
+        in_container(case.plant, user="dev")
+    try:
+        before = host_state()
+        run = playbook(case.playbook, *args, extra_vars=case.extra)
+        after = host_state()
+        for sentinel in case.sentinels:
+            in_container(f"test -e {sentinel} || test -L {sentinel}")
+    finally:
+        if case.cleanup:
+            in_container(case.cleanup)
+    return Refusal(run, before, after)
 
 
 def failure_messages(output: str) -> str:
@@ -217,25 +257,17 @@ def test_the_table_covers_every_playbook_and_at_least_40_values():
     assert {case.playbook for case in CASES} == {REBUILD, BASE, TEARDOWN, PAPERSPACE, STARTUP, DOCTOR}
 
 
-@pytest.mark.parametrize(("case", "args"), RUNS)
-def test_a_bad_value_is_refused_before_anything_changes(case: Case, args: list[str], playbook: Callable) -> None:
-    if case.plant:
-        in_container(case.plant, user="dev")
-    try:
-        before = host_state()
-        run = playbook(case.playbook, *args, extra_vars=case.extra)
-        after = host_state()
-        messages = failure_messages(run.output)
-        assert run.rc != 0, f"{case.id}: accepted (rc 0)\n{run.output[-3000:]}"
-        assert case.variable in messages, f"{case.id}: the refusal does not name {case.variable}:\n{messages[-3000:]}"
-        assert run.changed(HOST) == 0, f"{case.id}: {run.changed(HOST)} task(s) changed something"
-        assert before == after, f"{case.id}: the host changed:\n" + "\n".join(
-            difflib.unified_diff(before, after, "before", "after", lineterm="", n=0))
-        for sentinel in case.sentinels:
-            in_container(f"test -e {sentinel} || test -L {sentinel}")
-    finally:
-        if case.cleanup:
-            in_container(case.cleanup)
+@pytest.mark.parametrize(("case", "args"), RUNS, ids=[run_id(case, args) for case, args in RUNS])
+def test_a_bad_value_is_refused_before_anything_changes(case: Case, args: tuple[str, ...], batch: dict[str, Refusal],
+                                                        playbook: Callable) -> None:
+    refusal = refuse_alone(case, args, playbook) if case.plant else batch[run_id(case, args)]
+    run = refusal.run
+    messages = failure_messages(run.output)
+    assert run.rc != 0, f"{case.id}: accepted (rc 0)\n{run.output[-3000:]}"
+    assert case.variable in messages, f"{case.id}: the refusal does not name {case.variable}:\n{messages[-3000:]}"
+    assert run.changed(HOST) == 0, f"{case.id}: {run.changed(HOST)} task(s) changed something"
+    assert refusal.before == refusal.after, f"{case.id}: the host changed:\n" + "\n".join(
+        difflib.unified_diff(refusal.before, refusal.after, "before", "after", lineterm="", n=0))
 
 
 def test_the_converged_host_is_still_whole() -> None:
