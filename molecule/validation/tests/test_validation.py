@@ -276,6 +276,21 @@ def test_the_converged_host_is_still_whole() -> None:
     in_container(f"test -L {HOME}/.ssh && test -d {HOME}/storage/.ssh", user="dev")
 
 
+
+@pytest.mark.parametrize("keep", [0, -1])
+def test_the_snapshot_just_taken_is_never_pruned(playbook: Callable, keep: int) -> None:
+    """Called directly (no playbook's checks first), a keep count below 1 still spares the new snapshot."""
+    snapshots = f"{HOME}/.local/state/reforge/snapshots"
+    # 0 with older snapshots present; -1 as on a first rebuild, with none.
+    older = "1 2" if keep == 0 else ""
+    in_container(f"mkdir -p {snapshots} && rm -f {snapshots}/*.json"
+                 f" && for n in {older}; do echo {{}} > {snapshots}/20200101T00000${{n}}Z.json; done", user="dev")
+    run = playbook("molecule/validation/snapshot-keep.yml", extra_vars={"base_env_snapshot_keep": keep})
+    assert run.rc == 0, run.output[-3000:]
+    written = run.output.split("written=", 1)[1].split('"', 1)[0]
+    assert written.startswith(f"{snapshots}/")
+    in_container(f"test -s {written}")
+
 def test_a_prefix_written_with_a_tilde_in_the_inventory_is_the_same_prefix(playbook: Callable, tmp_path) -> None:
     """~/miniforge3 from the inventory is expanded up front: --check on the converged host changes nothing."""
     inventory = tmp_path / "tilde.yml"
