@@ -25,6 +25,8 @@ STAT_KEYS = {
     "rescued": "rescued",
     "ignored": "ignored",
 }
+# How a role's argument-spec validation opens its message, one error per line after it.
+ARGUMENT_ERRORS = "Validation of arguments failed:"
 TIMED_EVENTS = {"runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"}
 
 
@@ -63,6 +65,9 @@ def failure_message(res: Mapping[str, Any]) -> str:
     if _hidden(res):
         return HIDDEN
     msg = _text(res.get("msg", "")).strip()
+    if msg.startswith(ARGUMENT_ERRORS):
+        # A refused value is reported on one line, whatever the number of errors.
+        msg = " ".join(line.strip() for line in msg.splitlines() if line.strip())
     results = res.get("results")
     if isinstance(results, list):
         detail = _first_item_msg(results).strip()
