@@ -166,6 +166,8 @@ CASES = [
     Case("prerun-log-bytes-negative", PAPERSPACE, {"prerun_log_max_bytes": -5}, "prerun_log_max_bytes"),
     Case("prerun-lock-timeout-negative", PAPERSPACE, {"prerun_lock_timeout": -3}, "prerun_lock_timeout"),
     Case("prerun-log-keep-negative", PAPERSPACE, {"prerun_log_keep": -1}, "prerun_log_keep"),
+    Case("prerun-backup-bytes-negative", PAPERSPACE, {"prerun_backup_max_bytes": -1}, "prerun_backup_max_bytes"),
+    Case("storage-backup-keep-negative", PAPERSPACE, {"storage_links_backup_keep": -2}, "storage_links_backup_keep"),
     Case("prerun-empty-pip-package", PAPERSPACE, {"prerun_pip_user_packages": ["six", ""]},
          "prerun_pip_user_packages"),
     Case("prerun-empty-conda-package", PAPERSPACE, {"prerun_conda_packages": [""]}, "prerun_conda_packages"),
