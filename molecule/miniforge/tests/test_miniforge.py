@@ -202,6 +202,23 @@ def test_an_interrupted_install_is_rebuilt_aside_never_repaired_in_place(host, p
     host.run_expect([0], f"rm -rf {prefix} {prefix}.generations /tmp/standin.sh")
 
 
+def test_teardown_refuses_a_generation_that_is_not_a_conda_prefix(playbook, get_host):
+    for name in HOSTS:
+        h = home(get_host(name))
+        get_host(name).run_expect([0], f"mkdir -p {h}/miniforge3.generations/20260101T000000.000000Z "
+                                       f"&& echo keep >{h}/miniforge3.generations/20260101T000000.000000Z/sentinel")
+    run = playbook("playbooks/teardown.yml")
+    assert run.rc != 0
+    for name in HOSTS:
+        host = get_host(name)
+        h = home(host)
+        assert "Refusing prefix" in run.output and "20260101T000000.000000Z" in run.output
+        assert host.file(f"{h}/miniforge3.generations/20260101T000000.000000Z/sentinel").exists
+        assert host.file(f"{h}/miniforge3/conda-meta").is_directory
+        # Now a real generation: a conda prefix the user owns.
+        host.run_expect([0], f"mkdir {h}/miniforge3.generations/20260101T000000.000000Z/conda-meta")
+
+
 def test_teardown_removes_the_prefixes_and_the_init_blocks_only(playbook, get_host):
     run = playbook("playbooks/teardown.yml", extra_vars={"miniforge_remove_legacy": True})
     assert run.rc == 0, run.output[-3000:]
@@ -209,6 +226,7 @@ def test_teardown_removes_the_prefixes_and_the_init_blocks_only(playbook, get_ho
         host = get_host(name)
         h = home(host)
         assert not host.file(f"{h}/miniforge3").exists
+        assert not host.file(f"{h}/miniforge3.generations").exists
         assert not host.file(f"{h}/mambaforge").exists
         for rc in (".bashrc", ".zshrc"):
             content = host.file(f"{h}/{rc}").content_string
