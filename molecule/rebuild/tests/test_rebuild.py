@@ -117,36 +117,36 @@ def test_a_local_installer_without_a_known_sha256_is_refused(working, hosts, pla
     assert_rolled_back(hosts, working, run.output)
 
 
-def test_not_enough_disk_for_a_new_prefix_beside_the_old_one_changes_nothing(working, hosts, playbook):
-    """The prefix's parent on a small tmpfs (the container's /dev/shm), filled until the
-    prefix would not fit twice."""
-    shm = "/dev/shm/reforge-disk"
-    small = {"miniforge_prefix": f"{shm}/miniforge3", "miniforge_shells": [], "miniforge_manage_condarc": False,
-             "base_env_conda_packages": [], "base_env_pip_packages": [], "base_env_verify_imports": [],
-             "base_env_environments": []}
+def test_not_enough_disk_for_a_new_prefix_beside_the_old_one_changes_nothing(working, hosts, playbook, as_root):
+    """The prefix's parent on a small tmpfs: the container's /dev (64 MiB, and unlike
+    /dev/shm not noexec), filled until the prefix would not fit a second time."""
+    small = {"miniforge_prefix": "/dev/reforge-disk/miniforge3", "miniforge_shells": [],
+             "miniforge_manage_condarc": False, "base_env_conda_packages": [], "base_env_pip_packages": [],
+             "base_env_verify_imports": [], "base_env_environments": []}
     for host in hosts:
-        host.run_expect([0], f"mkdir -p {shm}")
-    run = playbook("playbooks/base.yml", extra_vars=small)
-    assert run.rc == 0, run.output[-3000:]
-    before = {}
-    for host in hosts:
-        host.run_expect([0], f"{shm}/miniforge3/bin/python -m pip install --quiet six")
-        before[host.backend.host] = conda_list(host, f"{shm}/miniforge3")
-        used = int(host.check_output(f"du -sk {shm}/miniforge3").split()[0])
-        free = int(host.check_output("df -k --output=avail /dev/shm").split()[-1])
-        host.run_expect([0], f"dd if=/dev/zero of=/dev/shm/reforge-filler bs=1k count={free - used // 2} 2>/dev/null")
+        user = host.user().name
+        as_root(host.backend.host, f"mkdir -p /dev/reforge-disk && chown {user} /dev/reforge-disk")
     try:
+        run = playbook("playbooks/base.yml", extra_vars=small)
+        assert run.rc == 0, run.output[-3000:]
+        before = {}
+        for host in hosts:
+            host.run_expect([0], "/dev/reforge-disk/miniforge3/bin/python -m pip install --quiet six")
+            before[host.backend.host] = conda_list(host, "/dev/reforge-disk/miniforge3")
+            used = int(host.check_output("du -sk /dev/reforge-disk/miniforge3").split()[0])
+            free = int(host.check_output("df -k --output=avail /dev").split()[-1])
+            as_root(host.backend.host, f"dd if=/dev/zero of=/dev/reforge-filler bs=1k count={free - used // 2}")
         run = playbook("playbooks/rebuild-base.yml", extra_vars=small)
         assert run.rc != 0
-        assert "Not enough free space" in run.output
+        assert "Not enough free space" in run.output, run.output[-3000:]
         for host in hosts:
-            assert conda_list(host, f"{shm}/miniforge3") == before[host.backend.host]
-            host.run_expect([0], f"{shm}/miniforge3/bin/python -c 'import six'")
-            assert host.run(f"ls -A {shm}/miniforge3.generations 2>/dev/null").stdout == ""
+            assert conda_list(host, "/dev/reforge-disk/miniforge3") == before[host.backend.host]
+            host.run_expect([0], "/dev/reforge-disk/miniforge3/bin/python -c 'import six'")
+            assert host.run("ls -A /dev/reforge-disk/miniforge3.generations 2>/dev/null").stdout == ""
         assert_rolled_back(hosts, working, run.output)
     finally:
         for host in hosts:
-            host.run(f"rm -rf /dev/shm/reforge-filler {shm}")
+            as_root(host.backend.host, "rm -rf /dev/reforge-filler /dev/reforge-disk")
 
 
 def _reforge(*args: str) -> subprocess.Popen:
