@@ -4,6 +4,8 @@ progress and a final summary; the exit code is the playbook's."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import signal
 import sys
@@ -24,6 +26,9 @@ from reforge.summary import Recorder, build_summary, render_json, render_text
 RUN_ERROR = 1
 USAGE_ERROR = 2
 CANCELED = 130
+# Runs that may leave a rebuild half done when interrupted, and so roll back after it.
+ROLLED_BACK_ON_INTERRUPT = ("rebuild", "converge")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Parser(argparse.ArgumentParser):
@@ -60,9 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     options = _options()
     for name, (playbook, summary) in COMMANDS.items():
-        commands.add_parser(name, parents=[options], help=summary,
-                            description=f"{summary} ({playbook})")
+        command = commands.add_parser(name, parents=[options], help=summary,
+                                      description=f"{summary} ({playbook})")
+        if name == "rollback":
+            command.add_argument("generation", nargs="?", type=_generation, default=None, metavar="N",
+                                 help="the generation to bring back, as `reforge generations` numbers "
+                                      "them (default 1, the newest); an interrupted rebuild is undone first")
     return parser
+
+
+def _generation(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"generation must be a number from 1: {value!r}")
+    return int(value)
 
 
 def _inventories(values: list[str], cwd: Path) -> list[str]:
@@ -90,22 +105,46 @@ def _request(args: argparse.Namespace, environ: Mapping[str, str], cwd: Path) ->
     cmdline = [flag for flag, wanted in (("--check", args.check), ("--diff", args.diff)) if wanted]
     for value in extra.args:
         cmdline += ["-e", value]
+    if getattr(args, "generation", None) is not None:
+        cmdline += ["-e", json.dumps({"miniforge_rollback_generation": args.generation})]
     request = RunRequest(args.command, project, playbook, inventories, cmdline,
                          args.tags, args.skip_tags, args.limit, args.verbose)
     return request, Scrubber(extra.secrets)
 
 
 class Interrupt:
-    """Ctrl-C asks the runner to stop ansible-playbook instead of raising."""
+    """Ctrl-C (or SIGTERM) asks the runner to stop ansible-playbook instead of raising."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.signal = 0
 
-    def __call__(self, _signum: int, _frame: FrameType | None) -> None:
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
         self.requested = True
+        self.signal = self.signal or signum
 
     def poll(self) -> bool:
         return self.requested
+
+
+class Ignore:
+    """While a rollback runs, a second Ctrl-C must not leave it half done."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, _signum: int, _frame: FrameType | None) -> None:
+        print("reforge: rolling back, please wait; interrupting now could leave the rollback half done",
+              file=self.stream, flush=True)
+
+
+def _trap(handler: Any) -> dict[int, Any]:
+    return {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+
+
+def _untrap(previous: Mapping[int, Any]) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)
 
 
 def _progress_stream(as_json: bool) -> TextIO | None:
@@ -115,7 +154,9 @@ def _progress_stream(as_json: bool) -> TextIO | None:
     return sys.stderr if sys.stderr.isatty() else None
 
 
-def _execute(request: RunRequest, scrubber: Scrubber, as_json: bool, environ: Mapping[str, str]) -> int:
+def _run(request: RunRequest, scrubber: Scrubber, as_json: bool, environ: Mapping[str, str],
+         handler: Any) -> tuple[int, Any, bool]:
+    """One playbook run under `handler` for the stop signals: (rc, summary, interrupted)."""
     counts = TaskCounts(state_dir(environ) / "task-counts.json")
     stream = _progress_stream(as_json)
     progress = None
@@ -129,26 +170,57 @@ def _execute(request: RunRequest, scrubber: Scrubber, as_json: bool, environ: Ma
         if progress is not None:
             progress.handle(event)
 
-    interrupt = Interrupt()
-    previous = signal.signal(signal.SIGINT, interrupt)
+    interrupt = handler if isinstance(handler, Interrupt) else None
+    previous = _trap(handler)
     try:
-        result = run(request, handler=handle, cancel=interrupt.poll, environ=environ)
+        result = run(request, handler=handle, cancel=interrupt.poll if interrupt else (lambda: False),
+                     environ=environ)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        _untrap(previous)
         if progress is not None:
             progress.finish()
-    rc = CANCELED if interrupt.requested else result.rc
+    interrupted = bool(interrupt and interrupt.requested)
+    rc = CANCELED if interrupted else result.rc
     if rc == 0:
         counts.save(request.count_key(), recorder.tasks_started)
     summary = build_summary(recorder, command=request.command,
                             playbook=str(request.playbook.relative_to(request.project.root)),
                             status=result.status, rc=rc, elapsed=result.elapsed,
                             errors=result.errors, artifacts=str(result.artifacts))
+    return rc, summary, interrupted
+
+
+def _rollback_request(request: RunRequest) -> RunRequest:
+    """The same hosts and variables; only undo what the interrupted run left pending."""
+    extra = [item for item in request.cmdline if item not in ("--check", "--diff")]
+    extra += ["-e", json.dumps({"miniforge_rollback_generation": 0})]
+    return dataclasses.replace(request, command="rollback", playbook=request.project.playbook("rollback"),
+                               cmdline=extra, tags=None, skip_tags=None, verbosity=0)
+
+
+def _execute(request: RunRequest, scrubber: Scrubber, as_json: bool, environ: Mapping[str, str]) -> int:
+    rc, summary, interrupted = _run(request, scrubber, as_json, environ, Interrupt())
+    rollback = None
+    if interrupted and request.command in ROLLED_BACK_ON_INTERRUPT and "--check" not in request.cmdline:
+        notice = sys.stderr if as_json else sys.stdout
+        print(f"reforge {request.command}: interrupted; rolling back what it had changed", file=notice, flush=True)
+        _, rollback, _ = _run(_rollback_request(request), scrubber, as_json, environ, Ignore(notice))
+        summary.custom_stats["rolled back"] = _rollback_lines(rollback)
     if as_json:
         print(render_json(summary, scrubber))
     else:
         print("\n".join(scrubber.text(line) for line in render_text(summary)))
     return rc
+
+
+def _rollback_lines(rollback: Any) -> list[str]:
+    """What the rollback did, or why it did not."""
+    if rollback.rc != 0:
+        failed = "; ".join(f"{failure.host}: {failure.msg}" for failure in rollback.failed_tasks)
+        return [f"the rollback failed ({failed or 'see ' + rollback.artifacts}); "
+                "run `reforge rollback` to finish it"]
+    lines = rollback.custom_stats.get("rollback")
+    return lines if isinstance(lines, list) and lines else ["nothing had been changed"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

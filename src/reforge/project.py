@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "paperspace": ("playbooks/paperspace.yml", "first setup of a Paperspace Gradient machine"),
     "startup": ("playbooks/startup.yml", "what runs at each start of a Paperspace machine"),
     "doctor": ("playbooks/doctor.yml", "diagnose interpreters, user site, links, keys, disk and GPU"),
+    "rollback": ("playbooks/rollback.yml", "undo an interrupted rebuild, or bring back a kept generation"),
+    "generations": ("playbooks/generations.yml", "list the prefix and the generations a rebuild kept"),
 }
 
 

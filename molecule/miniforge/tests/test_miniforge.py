@@ -177,12 +177,13 @@ def test_a_wrong_checksum_fails_before_anything_is_installed(host, playbook):
     assert host.run("ls /tmp/reforge-miniforge.* 2>/dev/null").stdout == ""
 
 
-def test_an_interrupted_install_is_repaired_on_the_next_run(host, playbook):
+def test_an_interrupted_install_is_rebuilt_aside_never_repaired_in_place(host, playbook):
     prefix = f"{home(host)}/mf-interrupted"
     host.run_expect([0], f"python3 -c 'import urllib.request as u; u.urlretrieve(\"{MIRROR}\", \"/tmp/standin.sh\")'")
     interrupted = host.run(f"STANDIN_INTERRUPT_AFTER_PYTHON=1 bash /tmp/standin.sh -b -p {prefix}")
     assert interrupted.rc != 0
     assert host.file(prefix).exists and not host.file(f"{prefix}/conda-meta").exists
+    host.run_expect([0], f"echo mine >{prefix}/left-by-the-user")
     run = playbook(
         "playbooks/base.yml", "--tags", "miniforge", "--limit", host.backend.host,
         extra_vars={"miniforge_prefix": prefix, "miniforge_shells": [], "miniforge_manage_condarc": False},
@@ -190,9 +191,32 @@ def test_an_interrupted_install_is_repaired_on_the_next_run(host, playbook):
     assert run.rc == 0, run.output[-3000:]
     assert host.file(f"{prefix}/conda-meta").is_directory
     host.run_expect([0], f"{prefix}/bin/conda --version")
+    # Installed fresh (the installer's -u would have kept the file, and truncated the history);
+    # the interrupted prefix waits beside it as a generation.
+    assert not host.file(f"{prefix}/left-by-the-user").exists
+    kept = host.check_output(f"ls -A {prefix}.generations").split()
+    assert len(kept) == 1
+    assert host.file(f"{prefix}.generations/{kept[0]}/left-by-the-user").content_string == "mine\n"
     # A legacy Mambaforge install for the teardown test below.
     host.run_expect([0], f"bash /tmp/standin.sh -b -p {home(host)}/mambaforge")
-    host.run_expect([0], f"rm -rf {prefix} /tmp/standin.sh")
+    host.run_expect([0], f"rm -rf {prefix} {prefix}.generations /tmp/standin.sh")
+
+
+def test_teardown_refuses_a_generation_that_is_not_a_conda_prefix(playbook, get_host):
+    for name in HOSTS:
+        h = home(get_host(name))
+        get_host(name).run_expect([0], f"mkdir -p {h}/miniforge3.generations/20260101T000000.000000Z "
+                                       f"&& echo keep >{h}/miniforge3.generations/20260101T000000.000000Z/sentinel")
+    run = playbook("playbooks/teardown.yml")
+    assert run.rc != 0
+    for name in HOSTS:
+        host = get_host(name)
+        h = home(host)
+        assert "Refusing prefix" in run.output and "20260101T000000.000000Z" in run.output
+        assert host.file(f"{h}/miniforge3.generations/20260101T000000.000000Z/sentinel").exists
+        assert host.file(f"{h}/miniforge3/conda-meta").is_directory
+        # Now a real generation: a conda prefix the user owns.
+        host.run_expect([0], f"mkdir {h}/miniforge3.generations/20260101T000000.000000Z/conda-meta")
 
 
 def test_teardown_removes_the_prefixes_and_the_init_blocks_only(playbook, get_host):
@@ -202,6 +226,7 @@ def test_teardown_removes_the_prefixes_and_the_init_blocks_only(playbook, get_ho
         host = get_host(name)
         h = home(host)
         assert not host.file(f"{h}/miniforge3").exists
+        assert not host.file(f"{h}/miniforge3.generations").exists
         assert not host.file(f"{h}/mambaforge").exists
         for rc in (".bashrc", ".zshrc"):
             content = host.file(f"{h}/{rc}").content_string
