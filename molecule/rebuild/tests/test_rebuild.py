@@ -83,6 +83,9 @@ def working(hosts):
         host.run_expect([0], f"{prefix}/bin/python -m pip install --quiet six")
         # A package the user once installed that no longer resolves anywhere.
         host.run_expect([0], f"printf '%s\\n' \"# update specs: ['vanishedpkg']\" >>{prefix}/conda-meta/history")
+        # Still installed, as such a package is (real conda restores only what is installed).
+        host.run_expect([0], f"printf '%s' '{{\"name\": \"vanishedpkg\", \"version\": \"1.0\", \"build\": \"0\", "
+                             f"\"files\": []}}' >{prefix}/conda-meta/vanishedpkg-1.0-0.json")
         host.run_expect([0], f"echo planted >{prefix}/marker-from-before")
         host.run_expect([0], f"python3 -c 'import urllib.request as u; u.urlretrieve(\"{MIRROR}\", \"{STANDIN}\")'")
         for name, text in (("half-way", HALF_WAY), ("killed", KILLED)):
