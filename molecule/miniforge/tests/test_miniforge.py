@@ -216,7 +216,8 @@ def test_teardown_refuses_a_generation_that_is_not_a_conda_prefix(playbook, get_
         assert host.file(f"{h}/miniforge3.generations/20260101T000000.000000Z/sentinel").exists
         assert host.file(f"{h}/miniforge3/conda-meta").is_directory
         # Now a real generation: a conda prefix the user owns.
-        host.run_expect([0], f"mkdir {h}/miniforge3.generations/20260101T000000.000000Z/conda-meta")
+        host.run_expect([0], f"mkdir {h}/miniforge3.generations/20260101T000000.000000Z/conda-meta "
+                             f"&& touch {h}/miniforge3.generations/20260101T000000.000000Z/conda-meta/history")
 
 
 def test_teardown_removes_the_prefixes_and_the_init_blocks_only(playbook, get_host):
