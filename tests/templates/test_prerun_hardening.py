@@ -199,12 +199,16 @@ def test_r5_a_full_volume_leaves_no_partial_copy_logs_once_and_does_not_copy_aga
 
 def test_r5_the_timeout_removes_the_partial_copy_and_says_so(workspace: "Workspace", tmpfs: Any) -> None:
     ws = workspace
-    tmpfs(ws.home, "700m")  # home on another file system: the move is a copy
+    # Storage on another file system, so the move is a copy: one too long for the 1 s
+    # timeout on any machine (12 GiB, written at a few GiB/s at best). The source is
+    # sparse, so it costs no disk; the tmpfs bounds what the copy can take from memory.
+    tmpfs(ws.storage, "13g")
     lib = ws.home / ".local" / "lib"
     lib.mkdir(parents=True)
+    (lib / "small.so").write_bytes(os.urandom(1024 * 1024))
     with (lib / "torch_cuda.so").open("wb") as handle:
-        for _ in range(600):
-            handle.write(os.urandom(1024 * 1024))
+        handle.truncate(12 * 1024**3)
+    before, _ = checksum([lib / "small.so"])
     ws.render(prerun_link_dirs=[".local"], prerun_link_files=[], prerun_notebooks_git=False, prerun_timeout=1)
 
     results = [source_as_caller(ws) for _ in range(2)]
@@ -212,9 +216,12 @@ def test_r5_the_timeout_removes_the_partial_copy_and_says_so(workspace: "Workspa
     assert not list(ws.storage.rglob("*reforge-partial*"))
     backup = ws.state / "backup"
     assert not backup.exists() or not any(p.is_file() for p in backup.rglob("*"))
-    assert (lib / "torch_cuda.so").stat().st_size == 600 * 1024 * 1024
+    assert checksum([lib / "small.so"])[0] == before
+    assert (lib / "torch_cuda.so").stat().st_size == 12 * 1024**3
     assert not (ws.home / ".local").is_symlink()
-    assert all("stopped by the start's timeout" in r.stderr for r in results)
+    assert all("stopped by the start's timeout" in r.stderr for r in results), [r.stderr[-500:] for r in results]
+    used = sum(p.stat().st_blocks for p in ws.storage.rglob("*") if p.is_file() and not p.is_symlink())
+    assert used * 512 < 1024 * 1024, "a partial copy was left in storage"
 
 
 # R10 ------------------------------------------------------------------------------------
