@@ -181,6 +181,7 @@ def test_sigint_to_reforge_rebuild_during_the_package_step_rolls_back(working, h
     output = "".join(seen) + rest
     assert process.returncode == 130, output[-3000:]
     assert "interrupted; rolling back" in output
+    assert "the rollback failed" not in output, output[-3000:]
     assert_rolled_back(hosts, working, output)
 
 
