@@ -17,28 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fakeproject import clean_env, make_project
 
-REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 120
 
 # Values the output must never show.
 PLAYBOOK_SECRET = "PlaybookSecret-7f3a9c"
 TOKEN = "TokenFromCli-51d2e8"
 PASSWORD = "PasswordFromFile-c04b6a"
-
-ANSIBLE_CFG = """\
-[defaults]
-inventory = inventory/local.yml
-retry_files_enabled = false
-"""
-
-LOCAL_INVENTORY = """\
-all:
-  hosts:
-    localhost:
-      ansible_connection: local
-      ansible_python_interpreter: "{{ ansible_playbook_python }}"
-"""
 
 # converge: three tasks, only the copy changes anything (the first time).
 CONVERGE = """\
@@ -151,26 +137,14 @@ class Result:
 
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("project")
-    (root / "ansible.cfg").write_text(ANSIBLE_CFG)
-    (root / "inventory").mkdir()
-    (root / "inventory" / "local.yml").write_text(LOCAL_INVENTORY)
-    books = root / "playbooks"
-    books.mkdir()
-    for name, text in (("base", CONVERGE), ("rebuild-base", REBUILD), ("teardown", TEARDOWN),
-                       ("startup", STARTUP), ("paperspace", PAPERSPACE)):
-        (books / f"{name}.yml").write_text(text)
-    return root
+    return make_project(tmp_path_factory.mktemp("project"), {"base": CONVERGE, "rebuild-base": REBUILD, "teardown": TEARDOWN,
+                                  "startup": STARTUP, "paperspace": PAPERSPACE})
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """A clean environment: no ANSIBLE_* from the caller, a private state dir."""
-    clean = {key: value for key, value in os.environ.items()
-             if not key.startswith(("ANSIBLE_", "REFORGE_"))}
-    clean["XDG_STATE_HOME"] = str(tmp_path / "state")
-    clean["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO / "src"), clean.get("PYTHONPATH"))))
-    return clean
+    return clean_env(tmp_path / "state")
 
 
 def command(*args: str) -> list[str]:

@@ -4,30 +4,15 @@ run theirs. A throw-away project on localhost records what each playbook was ask
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fakeproject import clean_env, make_project
 
-REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 120
-
-ANSIBLE_CFG = """\
-[defaults]
-inventory = inventory/local.yml
-retry_files_enabled = false
-"""
-
-LOCAL_INVENTORY = """\
-all:
-  hosts:
-    localhost:
-      ansible_connection: local
-      ansible_python_interpreter: "{{ ansible_playbook_python }}"
-"""
 
 # A rebuild (or converge) that is half way when the signal comes.
 LONG = """\
@@ -77,25 +62,13 @@ GENERATIONS = """\
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("project")
-    (root / "ansible.cfg").write_text(ANSIBLE_CFG)
-    (root / "inventory").mkdir()
-    (root / "inventory" / "local.yml").write_text(LOCAL_INVENTORY)
-    books = root / "playbooks"
-    books.mkdir()
-    for name, text in (("rebuild-base", LONG), ("base", LONG), ("rollback", ROLLBACK),
-                       ("generations", GENERATIONS)):
-        (books / f"{name}.yml").write_text(text)
-    return root
+    return make_project(tmp_path_factory.mktemp("project"), {"rebuild-base": LONG, "base": LONG, "rollback": ROLLBACK,
+                                  "generations": GENERATIONS})
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    clean = {key: value for key, value in os.environ.items()
-             if not key.startswith(("ANSIBLE_", "REFORGE_"))}
-    clean["XDG_STATE_HOME"] = str(tmp_path / "state")
-    clean["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO / "src"), clean.get("PYTHONPATH"))))
-    return clean
+    return clean_env(tmp_path / "state")
 
 
 def reforge(project: Path, out: Path, *args: str) -> list[str]:
