@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,38 @@ def test_the_readme_shows_the_current_role_variables():
         [sys.executable, str(ROOT / "scripts" / "readme-vars"), "--check"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("role", ["miniforge", "base_env"])
+def test_readme_vars_keeps_a_role_readme_table_true(role: str, tmp_path: Path):
+    """A role README with the markers carries its generated table, and --check catches a stale one."""
+    copy = tmp_path / "repo"
+    (copy / "scripts").mkdir(parents=True)
+    shutil.copy2(ROOT / "scripts" / "readme-vars", copy / "scripts" / "readme-vars")
+    shutil.copy2(ROOT / "README.md", copy / "README.md")
+    for spec in ROOT.glob("roles/*/meta/argument_specs.yml"):
+        target = copy / spec.relative_to(ROOT)
+        target.parent.mkdir(parents=True)
+        shutil.copy2(spec, target)
+        readme = spec.parent.parent / "README.md"
+        if readme.exists():
+            shutil.copy2(readme, target.parent.parent / "README.md")
+    readme = copy / "roles" / role / "README.md"
+    original = readme.read_text()
+    specs = yaml.safe_load((ROOT / "roles" / role / "meta" / "argument_specs.yml").read_text())["argument_specs"]
+    for name in specs["main"]["options"]:
+        assert f"| `{name}` |" in original, f"{role}'s README lacks {name} in its table"
+
+    def readme_vars(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(copy / "scripts" / "readme-vars"), *args], capture_output=True, text=True, check=False
+        )
+
+    assert readme_vars("--check").returncode == 0
+    first = next(iter(specs["main"]["options"]))
+    readme.write_text(original.replace(f"| `{first}` |", f"| `{first}_stale` |", 1))
+    stale = readme_vars("--check")
+    assert stale.returncode == 1
+    assert f"roles/{role}/README.md" in stale.stderr
+    assert readme_vars().returncode == 0
+    assert readme.read_text() == original
