@@ -54,7 +54,7 @@ def resolve_defaults(overrides: dict[str, Any], facts_home: str) -> dict[str, An
         "ansible_facts": {"user_dir": facts_home},
         "ansible_managed": ANSIBLE_MANAGED,
         # roles/prerun/vars/main.yml reads it with the file lookup; the same file here.
-        "__prerun_engine_source": (REPO / "module_utils" / "storage_engine.py").read_text().rstrip(),
+        "__prerun_engine_source": (REPO / "plugins" / "module_utils" / "storage_engine.py").read_text().rstrip(),
     }
     native = _environment(native=True)
     for _ in range(10):

@@ -279,5 +279,5 @@ def test_a_steady_start_returns_without_starting_any_process(workspace: "Workspa
 
 
 def test_the_engine_source_is_safe_to_embed_through_a_template() -> None:
-    source = (Path(__file__).resolve().parents[2] / "module_utils" / "storage_engine.py").read_text()
+    source = (Path(__file__).resolve().parents[2] / "plugins" / "module_utils" / "storage_engine.py").read_text()
     assert not any(marker in source for marker in ("{{", "{%", "{#")), "Jinja would template the engine"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.conda_prefix_guard import (PrefixRemovalError, describe, identity, mount_points,
+from ansible_collections.reforge.workstation.plugins.module_utils.conda_prefix_guard import (PrefixRemovalError, describe, identity, mount_points,
                                                      refusal, remove_prefix, user_name)
 
 DOCUMENTATION = r"""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.conda_prefix_guard import describe, refusal, user_name
+from ansible_collections.reforge.workstation.plugins.module_utils.conda_prefix_guard import describe, refusal, user_name
 
 DOCUMENTATION = r"""
 ---

@@ -199,7 +199,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Set, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.conda_cli import (
+from ansible_collections.reforge.workstation.plugins.module_utils.conda_cli import (
     CondaCli,
     CondaCommandError,
     Target,
@@ -209,13 +209,13 @@ from ansible.module_utils.conda_cli import (
     spec_name,
     unique,
 )
-from ansible.module_utils.conda_history import (
+from ansible_collections.reforge.workstation.plugins.module_utils.conda_history import (
     conda_owned_dists,
     history_spec_name,
     installed_records,
     read_history,
 )
-from ansible.module_utils.pip_dists import installed_dists, normalize_name, requested_dists
+from ansible_collections.reforge.workstation.plugins.module_utils.pip_dists import installed_dists, normalize_name, requested_dists
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "prefix": {"type": "path", "required": True},

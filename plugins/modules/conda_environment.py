@@ -156,7 +156,7 @@ unavailable:
 from typing import Any, Dict, List
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.conda_cli import (
+from ansible_collections.reforge.workstation.plugins.module_utils.conda_cli import (
     CondaCli,
     CondaCommandError,
     Target,

@@ -11,7 +11,7 @@ short_description: Link home entries to their copies on persistent storage witho
 description:
   - Makes each O(entries[].path) (an entry in the home directory) a symbolic link to its
     O(entries[].storage) (its copy on a persistent volume such as C(/storage)), all entries in one call.
-  - The work is done by reforge's one link engine (C(module_utils/storage_engine.py)), the same code
+  - The work is done by reforge's one link engine (C(plugins/module_utils/storage_engine.py)), the same code
     C(pre-run.sh) runs at every start, under the same lock.
   - Whatever the home side holds is kept. When the storage side is absent or empty, the home content
     is moved into it. When both hold content, every home item storage lacks is moved into storage and
@@ -146,7 +146,7 @@ import os
 from typing import Any, Optional
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.storage_engine import Engine, Entry, Outcome, Settings
+from ansible_collections.reforge.workstation.plugins.module_utils.storage_engine import Engine, Entry, Outcome, Settings
 
 ENTRY_SPEC = {
     "path": {"type": "path", "required": True},

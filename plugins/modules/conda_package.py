@@ -226,7 +226,7 @@ stderr:
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.conda_cli import (
+from ansible_collections.reforge.workstation.plugins.module_utils.conda_cli import (
     CondaCli,
     CondaCommandError,
     Target,
