@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Shared by the conda_package, conda_environment and conda_snapshot modules of
 # the base_env role. Everything here talks to conda (or mamba) through its
 # command line and its documented JSON output, so the modules work against any

@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Used by the conda_snapshot module of the base_env role. Reads a prefix's
 # conda-meta/history and conda-meta/*.json directly, without running conda, so
 # that a history conda itself cannot parse (mamba 2 writes its own form) still

@@ -1,3 +1,6 @@
+# -*- coding: utf-8 -*-
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Decide by file identity whether a path may be installed into or removed as a conda prefix.
 
 Shared by the conda_prefix_info and conda_prefix_remove modules (stdlib only).
@@ -24,6 +27,11 @@ Identity = Tuple[int, int]
 
 class PrefixRemovalError(Exception):
     """The removal met something it must not touch; what is left is intact."""
+
+
+def home_dir() -> str:
+    """The user's home as ``~`` means it: $HOME when set, else the password database's entry."""
+    return os.environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
 
 
 def user_name() -> str:

@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 # Used by the conda_snapshot module of the base_env role. Reads the
 # distributions installed in a prefix's site-packages (their METADATA, or an
 # egg-info's PKG-INFO and requires.txt) without running pip, and tells which

@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Part of reforge; role base_env.
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: make sure a conda environment exists, or that it is gone."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ description:
   - Creates a missing environment with C(conda create) (C(mamba create) when
     I(mamba) is given) and the packages of I(packages). An environment that
     already exists is left as it is; manage its packages with
-    M(conda_package).
+    M(reforge.workstation.conda_package).
   - Removes an environment with C(conda env remove), and refuses to remove
     the root prefix.
   - Every command names its environment by path and runs with
@@ -23,7 +24,7 @@ description:
     mamba 2 resolves names against that variable from the caller's
     environment.
 author:
-  - reforge contributors
+  - reforge contributors (@reforge)
 options:
   name:
     description:
@@ -75,12 +76,12 @@ attributes:
     description: Shows the environment's state and path before and after.
     support: full
 seealso:
-  - module: conda_package
+  - module: reforge.workstation.conda_package
 """
 
 EXAMPLES = r"""
 - name: Create a side environment for an older Python
-  conda_environment:
+  reforge.workstation.conda_environment:
     name: tmp
     packages:
       - python<3.10
@@ -89,14 +90,14 @@ EXAMPLES = r"""
     mamba: "{{ ansible_facts['env']['HOME'] }}/miniforge3/bin/mamba"
 
 - name: Create the conda-only tools environment on the persistent volume
-  conda_environment:
+  reforge.workstation.conda_environment:
     prefix: /storage/tools
     packages:
       - git-lfs
     conda: /opt/conda/bin/conda
 
 - name: Remove the side environment
-  conda_environment:
+  reforge.workstation.conda_environment:
     name: tmp
     state: absent
     conda: "{{ ansible_facts['env']['HOME'] }}/miniforge3/bin/conda"

@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Part of reforge; role base_env.
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: manage conda packages in one environment, in one transaction."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ description:
     mamba 2 resolves names against that variable from the caller's
     environment.
 author:
-  - reforge contributors
+  - reforge contributors (@reforge)
 options:
   name:
     description:
@@ -109,7 +110,7 @@ seealso:
 
 EXAMPLES = r"""
 - name: Install the base packages into the root prefix
-  conda_package:
+  reforge.workstation.conda_package:
     name:
       - fastai
       - sentencepiece
@@ -118,7 +119,7 @@ EXAMPLES = r"""
     state: latest
 
 - name: Create a side environment with an older Python
-  conda_package:
+  reforge.workstation.conda_package:
     name:
       - python<3.10
       - fastcore
@@ -128,7 +129,7 @@ EXAMPLES = r"""
       - conda-forge
 
 - name: Install what resolves, report the rest
-  conda_package:
+  reforge.workstation.conda_package:
     name: "{{ base_env_conda_packages }}"
     prefix: /storage/tools
     conda: /opt/conda/bin/conda
@@ -136,7 +137,7 @@ EXAMPLES = r"""
   register: __base_env_tools
 
 - name: Remove a package from the root prefix
-  conda_package:
+  reforge.workstation.conda_package:
     name:
       - numpy
     state: absent

@@ -1,12 +1,10 @@
 #!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Read-only facts about a would-be conda prefix, and whether to refuse it, for the install and teardown guard."""
 
 from __future__ import annotations
-
-import os
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.reforge.workstation.plugins.module_utils.conda_prefix_guard import describe, refusal, user_name
 
 DOCUMENTATION = r"""
 ---
@@ -42,15 +40,18 @@ options:
     default: install
 attributes:
   check_mode:
+    description: Read-only, so it runs the same in check mode.
     support: full
   diff_mode:
+    description: Changes nothing, so there is nothing to show.
     support: none
-author: reforge
+author:
+  - reforge contributors (@reforge)
 """
 
 EXAMPLES = r"""
 - name: Describe the prefix before removing it
-  conda_prefix_info:
+  reforge.workstation.conda_prefix_info:
     path: /home/me/miniforge3
     system_dirs: [/usr, /etc]
     purpose: remove
@@ -125,6 +126,12 @@ refusal:
   type: str
 """
 
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.reforge.workstation.plugins.module_utils.conda_prefix_guard import describe, home_dir, refusal, user_name
+
+
 ARGUMENT_SPEC = {
     "path": {"type": "path", "required": True},
     "home": {"type": "path"},
@@ -138,7 +145,7 @@ def main() -> None:
     path = module.params["path"]
     if not os.path.isabs(path):
         module.fail_json(msg=f"Refusing prefix '{path}': it is not an absolute path.")
-    home = module.params["home"] or os.path.expanduser("~")
+    home = module.params["home"] or home_dir()
     facts = describe(path, home)
     facts["refusal"] = refusal(facts, home, module.params["system_dirs"], user_name(), module.params["purpose"])
     module.exit_json(changed=False, **facts)

@@ -1,20 +1,17 @@
 #!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Remove a conda prefix after checking it again by identity, without crossing into another mount."""
 
 from __future__ import annotations
-
-import os
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.reforge.workstation.plugins.module_utils.conda_prefix_guard import (PrefixRemovalError, describe, identity, mount_points,
-                                                     refusal, remove_prefix, user_name)
 
 DOCUMENTATION = r"""
 ---
 module: conda_prefix_remove
 short_description: Remove a conda prefix, refusing anything that is not one the user owns
 description:
-  - Repeats every check of M(conda_prefix_info) with I(purpose=remove) immediately before
+  - Repeats every check of M(reforge.workstation.conda_prefix_info) with I(purpose=remove) immediately before
     deleting, so what was checked is what gets removed.
   - Deletes through directory descriptors opened without following links, and stops at any
     directory on another device or listed as a mount point, so it never empties a mount.
@@ -33,15 +30,18 @@ options:
     default: []
 attributes:
   check_mode:
+    description: Runs every check and reports what it would remove, removing nothing.
     support: full
   diff_mode:
+    description: Not supported, the result names what was removed.
     support: none
-author: reforge
+author:
+  - reforge contributors (@reforge)
 """
 
 EXAMPLES = r"""
 - name: Remove the prefix
-  conda_prefix_remove:
+  reforge.workstation.conda_prefix_remove:
     path: /home/me/miniforge3
     system_dirs: [/usr, /etc]
 """
@@ -57,6 +57,21 @@ path:
   type: str
 """
 
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.reforge.workstation.plugins.module_utils.conda_prefix_guard import (
+    PrefixRemovalError,
+    describe,
+    home_dir,
+    identity,
+    mount_points,
+    refusal,
+    remove_prefix,
+    user_name,
+)
+
+
 ARGUMENT_SPEC = {
     "path": {"type": "path", "required": True},
     "home": {"type": "path"},
@@ -69,7 +84,7 @@ def main() -> None:
     path = os.path.normpath(module.params["path"])
     if not os.path.isabs(path):
         module.fail_json(msg=f"Refusing prefix '{path}': it is not an absolute path.")
-    home = module.params["home"] or os.path.expanduser("~")
+    home = module.params["home"] or home_dir()
     facts = describe(path, home)
     mounts = mount_points()
     reason = refusal(facts, home, module.params["system_dirs"], user_name(), "remove", mounts)

@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# Part of reforge; role base_env.
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module: report what the user explicitly installed in a conda prefix."""
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ description:
     be read gives C(unreadable=true), and C(reason) says why. A rebuild
     must not tear such a prefix down on the strength of this snapshot.
 author:
-  - reforge contributors
+  - reforge contributors (@reforge)
 options:
   prefix:
     description:
@@ -83,7 +84,7 @@ notes:
 
 EXAMPLES = r"""
 - name: Record what the base environment holds before it is wiped
-  conda_snapshot:
+  reforge.workstation.conda_snapshot:
     prefix: "{{ ansible_facts['env']['HOME'] }}/miniforge3"
   register: __base_env_snapshot
 
@@ -94,7 +95,7 @@ EXAMPLES = r"""
     fail_msg: "{{ __base_env_snapshot.reason }}"
 
 - name: Reinstall the same packages, unpinned
-  conda_package:
+  reforge.workstation.conda_package:
     name: "{{ __base_env_snapshot.unpinned_conda }}"
     conda: "{{ ansible_facts['env']['HOME'] }}/miniforge3/bin/conda"
     state: latest

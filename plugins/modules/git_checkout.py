@@ -1,6 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
-# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Clone a git repository, or fast-forward it, and never force anything."""
 
 from __future__ import annotations
@@ -65,12 +66,12 @@ notes:
   - Credentials in URLs (the password, and for HTTP the whole user part) are shown as C(***)
     in every message and result.
 author:
-  - reforge contributors
+  - reforge contributors (@reforge)
 """
 
 EXAMPLES = r"""
 - name: Clone or fast-forward a repository over SSH
-  git_checkout:
+  reforge.workstation.git_checkout:
     repo: git@github.com:fastai/fastbook.git
     dest: /storage/git/fastbook
     version: master

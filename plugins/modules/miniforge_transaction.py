@@ -1,17 +1,10 @@
 #!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Swap a conda prefix aside and back: the transaction around a rebuild, its journal, and generations."""
 
 from __future__ import annotations
-
-import json
-import os
-import re
-import shutil
-import signal
-import stat
-import time
-from dataclasses import dataclass
-from typing import Any, Callable
 
 DOCUMENTATION = r"""
 ---
@@ -33,8 +26,8 @@ description:
     retires the current prefix as a generation, so a switch can itself be switched back.
   - C(list) describes the current prefix and every generation.
 options:
-  state:
-    description: What to do.
+  step:
+    description: The transaction step to take (not a desired state, so not named C(state)).
     type: str
     required: true
     choices: [begin, commit, rollback, recover, switch, list]
@@ -81,13 +74,14 @@ options:
     description: For C(begin), refuse when the prefix's file system has less free space than the prefix uses.
     type: bool
     default: true
-author: reforge
+author:
+  - reforge contributors (@reforge)
 """
 
 EXAMPLES = r"""
 - name: Rename the prefix aside
-  miniforge_transaction:
-    state: begin
+  reforge.workstation.miniforge_transaction:
+    step: begin
     prefix: /home/me/miniforge3
     generations_dir: /home/me/miniforge3.generations
     journal_dir: /home/me/.local/state/reforge/transactions
@@ -101,7 +95,7 @@ journal:
   type: str
 aside:
   description: Where the old prefix was renamed to (begin), or empty when there was none.
-  returned: when state is begin
+  returned: when step is begin
   type: str
 report:
   description: One line per step taken, for a person to read.
@@ -110,19 +104,30 @@ report:
   elements: str
 pending:
   description: Whether a journal was found (recover, rollback).
-  returned: when state is recover or rollback
+  returned: when step is recover or rollback
   type: bool
 seconds:
   description: How long the renames of a switch took.
-  returned: when state is switch
+  returned: when step is switch
   type: float
 generations:
   description: The current prefix and the generations, newest first, each with id, path, current, date,
     miniforge_version, conda_version, conda_packages, pip_packages and size_bytes.
-  returned: when state is list
+  returned: when step is list
   type: list
   elements: dict
 """
+
+import json
+import os
+import re
+import shutil
+import signal
+import stat
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
 
 STAMP = ".reforge-generation.json"
 TRASH = ".trash-"
@@ -674,7 +679,7 @@ def switch(paths: Paths, number: int, check: bool) -> dict[str, Any]:
 def run(params: dict[str, Any], check: bool) -> dict[str, Any]:
     paths = Paths(os.path.normpath(params["prefix"]), os.path.normpath(params["generations_dir"]),
                   os.path.normpath(params["journal_dir"]))
-    state = params["state"]
+    step = params["step"]
     actions: dict[str, Callable[[], dict[str, Any]]] = {
         "begin": lambda: begin(paths, params.get("backup_files") or [], params.get("snapshot") or "",
                                params.get("check_space", True), check),
@@ -684,7 +689,7 @@ def run(params: dict[str, Any], check: bool) -> dict[str, Any]:
         "switch": lambda: switch(paths, params.get("generation", 1), check),
         "list": lambda: list_result(paths),
     }
-    return actions[state]()
+    return actions[step]()
 
 
 def list_result(paths: Paths) -> dict[str, Any]:
@@ -697,8 +702,8 @@ def main() -> None:
 
     module = AnsibleModule(
         argument_spec={
-            "state": {"type": "str", "required": True,
-                      "choices": ["begin", "commit", "rollback", "recover", "switch", "list"]},
+            "step": {"type": "str", "required": True,
+                     "choices": ["begin", "commit", "rollback", "recover", "switch", "list"]},
             "prefix": {"type": "path", "required": True},
             "generations_dir": {"type": "path", "required": True},
             "journal_dir": {"type": "path", "required": True},
@@ -720,7 +725,7 @@ def main() -> None:
     except TransactionError as error:
         module.fail_json(msg=str(error))
     except OSError as error:
-        module.fail_json(msg=f"{module.params['state']} of {module.params['prefix']} failed: {error}")
+        module.fail_json(msg=f"{module.params['step']} of {module.params['prefix']} failed: {error}")
     module.exit_json(**result)
 
 

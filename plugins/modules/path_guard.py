@@ -1,15 +1,10 @@
 #!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Check, before anything changes, a path a role will install into or delete."""
 
 from __future__ import annotations
-
-import os
-import re
-import stat
-import unicodedata
-from typing import Any, Optional
-
-from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 ---
@@ -42,24 +37,27 @@ options:
     default: prefix
   home:
     description: The user's home directory; defaults to the home of the user the module runs as.
-    type: str
+    type: path
 attributes:
   check_mode:
+    description: Read-only, so it runs the same in check mode.
     support: full
   diff_mode:
+    description: Changes nothing, so there is nothing to show.
     support: none
-author: reforge
+author:
+  - reforge contributors (@reforge)
 """
 
 EXAMPLES = r"""
 - name: Check the prefix
-  path_guard:
+  reforge.workstation.path_guard:
     path: "{{ miniforge_prefix }}"
     variable: miniforge_prefix
   register: __miniforge_prefix_checked
 
 - name: Check ~/.condarc may be deleted
-  path_guard:
+  reforge.workstation.path_guard:
     path: "{{ miniforge_condarc_path }}"
     variable: miniforge_condarc_path
     rule: config_file
@@ -75,6 +73,16 @@ exists:
   returned: always
   type: bool
 """
+
+import os
+import pwd
+import re
+import stat
+import unicodedata
+from typing import Any, Optional
+
+from ansible.module_utils.basic import AnsibleModule
+
 
 # Characters a prefix may not hold, by what they break.
 _NAMED = {
@@ -204,12 +212,12 @@ def main() -> None:
             "path": {"type": "str", "required": True},
             "variable": {"type": "str", "required": True},
             "rule": {"type": "str", "default": "prefix", "choices": ["prefix", "config_file", "conda_dir"]},
-            "home": {"type": "str"},
+            "home": {"type": "path"},
         },
         supports_check_mode=True,
     )
     params = module.params
-    home = params["home"] or os.path.expanduser("~")
+    home = params["home"] or os.environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
     try:
         result = check(params["path"], params["variable"], params["rule"], home, os.getuid())
     except ValueError as error:

@@ -1,5 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Ansible module storage_link: link home entries to persistent storage, losslessly, through the one link engine."""
 
 from __future__ import annotations
@@ -74,13 +76,15 @@ options:
     type: int
     default: 5368709120
 author:
-  - reforge contributors
+  - reforge contributors (@reforge)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
+    description: Read-only, so it runs the same in check mode.
     support: full
   diff_mode:
+    description: Changes nothing, so there is nothing to show.
     support: full
   platform:
     platforms: posix
@@ -88,7 +92,7 @@ attributes:
 
 EXAMPLES = r"""
 - name: Keep ~/.ssh and the git credentials on the persistent volume
-  storage_link:
+  reforge.workstation.storage_link:
     storage_dir: /storage
     backup_dir: /storage/.reforge/backup
     entries:
@@ -117,7 +121,7 @@ entries:
       choices: [absent, empty, content]
     moved: {description: Storage paths that received home content., type: list, elements: str}
     backups: {description: Where home items went because storage already held them., type: list, elements: str}
-    replaced_link: {description: The old target of a replaced wrong or broken link, or null., type: str}
+    replaced_link: {description: "The old target of a replaced wrong or broken link, or null.", type: str}
     created: {description: Whether an empty storage entry was created., type: bool}
     mode_changed: {description: Whether the storage side's mode was set., type: bool}
     actions: {description: The steps taken (or planned in check mode)., type: list, elements: str}
