@@ -15,7 +15,7 @@ PROJECT_ENV = "REFORGE_PROJECT"
 
 # Subcommand -> (playbook relative to the project, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "rebuild": ("playbooks/rebuild-base.yml", "wipe and rebuild the base environment (the main job)"),
+    "rebuild": ("playbooks/rebuild_base.yml", "wipe and rebuild the base environment (the main job)"),
     "converge": ("playbooks/base.yml", "converge the base environment without wiping it"),
     "teardown": ("playbooks/teardown.yml", "remove the prefix and its shell init"),
     "paperspace": ("playbooks/paperspace.yml", "first setup of a Paperspace Gradient machine"),

@@ -137,7 +137,7 @@ class Result:
 
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_project(tmp_path_factory.mktemp("project"), {"base": CONVERGE, "rebuild-base": REBUILD, "teardown": TEARDOWN,
+    return make_project(tmp_path_factory.mktemp("project"), {"base": CONVERGE, "rebuild_base": REBUILD, "teardown": TEARDOWN,
                                   "startup": STARTUP, "paperspace": PAPERSPACE})
 
 

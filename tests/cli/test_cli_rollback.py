@@ -62,7 +62,7 @@ GENERATIONS = """\
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_project(tmp_path_factory.mktemp("project"), {"rebuild-base": LONG, "base": LONG, "rollback": ROLLBACK,
+    return make_project(tmp_path_factory.mktemp("project"), {"rebuild_base": LONG, "base": LONG, "rollback": ROLLBACK,
                                   "generations": GENERATIONS})
 
 

@@ -107,13 +107,13 @@ FAILURES = {
 
 @pytest.mark.parametrize("case", list(FAILURES))
 def test_a_failed_rebuild_leaves_the_environment_exactly_as_it_was(case, working, hosts, playbook):
-    run = playbook("playbooks/rebuild-base.yml", extra_vars=FAILURES[case])
+    run = playbook("playbooks/rebuild_base.yml", extra_vars=FAILURES[case])
     assert run.rc != 0, f"{case}: the rebuild did not fail"
     assert_rolled_back(hosts, working, run.output)
 
 
 def test_a_local_installer_without_a_known_sha256_is_refused(working, hosts, playbook):
-    run = playbook("playbooks/rebuild-base.yml", extra_vars={"miniforge_installer_path": "/tmp/reforge-half-way.sh"})
+    run = playbook("playbooks/rebuild_base.yml", extra_vars={"miniforge_installer_path": "/tmp/reforge-half-way.sh"})
     assert run.rc != 0
     assert "Refusing the local installer /tmp/reforge-half-way.sh" in run.output
     assert "miniforge_installer_sha256" in run.output
@@ -139,7 +139,7 @@ def test_not_enough_disk_for_a_new_prefix_beside_the_old_one_changes_nothing(wor
             used = int(host.check_output("du -sk /dev/reforge-disk/miniforge3").split()[0])
             free = int(host.check_output("df -k --output=avail /dev").split()[-1])
             as_root(host.backend.host, f"dd if=/dev/zero of=/dev/reforge-filler bs=1k count={free - used // 2}")
-        run = playbook("playbooks/rebuild-base.yml", extra_vars=small)
+        run = playbook("playbooks/rebuild_base.yml", extra_vars=small)
         assert run.rc != 0
         assert "Not enough free space" in run.output, run.output[-3000:]
         for host in hosts:
@@ -287,7 +287,7 @@ def test_a_side_environment_marked_absent_is_removed(rebuilt, playbook, hosts):
 
 
 def test_snapshots_beyond_the_kept_number_are_pruned(rebuilt, playbook, hosts):
-    run = playbook("playbooks/rebuild-base.yml", extra_vars={"base_env_snapshot_keep": 1})
+    run = playbook("playbooks/rebuild_base.yml", extra_vars={"base_env_snapshot_keep": 1})
     assert run.rc == 0, run.output[-3000:]
     for host in hosts:
         assert len(host.check_output(f"ls {home(host)}/.local/state/reforge/snapshots").split()) == 1
@@ -299,17 +299,17 @@ def test_a_rebuild_killed_with_9_loses_nothing_on_the_next_run(task, rebuilt, ho
     before = {host.backend.host: set(conda_list(host)) for host in hosts}
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default")
     command = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-               str(PROJECT / "playbooks/rebuild-base.yml")]
+               str(PROJECT / "playbooks/rebuild_base.yml")]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     seen: list[str] = []
     try:
-        _read_until(process, f"TASK [base_env : {task}]", seen)
+        _read_until(process, f"base_env : {task}]", seen)
         time.sleep(1)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
-    run = playbook("playbooks/rebuild-base.yml")
+    run = playbook("playbooks/rebuild_base.yml")
     assert run.rc == 0, run.output[-3000:]
     assert "rolled back the interrupted rebuild" in run.output
     for host in hosts:

@@ -63,7 +63,7 @@ class Case:
     cleanup: str = ""
 
 
-REBUILD = "playbooks/rebuild-base.yml"
+REBUILD = "playbooks/rebuild_base.yml"
 BASE = "playbooks/base.yml"
 TEARDOWN = "playbooks/teardown.yml"
 PAPERSPACE = "playbooks/paperspace.yml"
