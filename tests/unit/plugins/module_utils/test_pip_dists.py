@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 import pytest
 
-from ansible.module_utils import pip_dists
+from ansible_collections.reforge.workstation.plugins.module_utils import pip_dists
 
 SITE = "lib/python3.12/site-packages"
 LINUX_312 = dict(pip_dists.marker_environment("3.12"), sys_platform="linux", platform_system="Linux",

@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
-import path_guard
 
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.reforge.workstation.plugins.modules import path_guard
 
 HOME = "/home/me"
 

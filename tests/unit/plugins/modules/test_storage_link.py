@@ -1,4 +1,4 @@
-"""Unit tests of the link engine (module_utils/storage_engine.py) and of the storage_link module
+"""Unit tests of the link engine (plugins/module_utils/storage_engine.py) and of the storage_link module
 that wraps it, over real temporary trees.
 
 Every combination of the home side, the storage side and the entry kind is built
@@ -9,41 +9,20 @@ before and after: that is the proof that no byte was lost or duplicated.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import stat
-import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from treedata import data_checksum, snapshot
 
-import ansible.module_utils
 from ansible.module_utils.testing import patch_module_args
-
-REPO = Path(__file__).resolve().parents[2]
-MODULE_PATH = REPO / "roles" / "storage_links" / "library" / "storage_link.py"
-ENGINE_PATH = REPO / "module_utils" / "storage_engine.py"
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-# Ansible finds the engine in module_utils/ at run time; here it is registered under the same name.
-engine = _load("ansible.module_utils.storage_engine", ENGINE_PATH)
-ansible.module_utils.storage_engine = engine  # type: ignore[attr-defined]
-storage_link = _load("reforge_storage_link", MODULE_PATH)
+from ansible_collections.reforge.workstation.plugins.module_utils import storage_engine as engine
+from ansible_collections.reforge.workstation.plugins.modules import storage_link
+from ansible_collections.reforge.workstation.tests.unit.treedata import data_checksum, snapshot
 
 KINDS = ("dir", "file")
 HOME_STATES = ("absent", "real_dir", "real_file", "correct_link", "wrong_link", "broken_link")
