@@ -229,6 +229,7 @@ class FakeRunner:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
     runner = FakeRunner()
+
     def run_command(self: Any, args: Any, **kwargs: Any) -> Tuple[int, str, str]:
         return runner(self, args, **kwargs)
 

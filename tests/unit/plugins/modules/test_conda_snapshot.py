@@ -105,7 +105,7 @@ def test_snapshot_of_a_used_root_prefix(fake: Any, run_module: Any, cj: Any, roo
 
 
 def test_a_spec_conda_cannot_parse_does_not_empty_the_snapshot(fake: Any, run_module: Any,
-                                                              root_prefix: Path) -> None:
+                                                               root_prefix: Path) -> None:
     """conda/conda#15123: conda's export fails on a mamba-written spec; every request is still read."""
     used_prefix(root_prefix)
     fake.on("env", "export", rc=1, err=CONDA_PARSE_ERROR)
@@ -150,7 +150,7 @@ def test_conda_export_is_a_second_opinion(fake: Any, run_module: Any, root_prefi
 
 
 def test_a_prefix_with_packages_but_no_readable_history_is_unreadable(fake: Any, run_module: Any,
-                                                                    root_prefix: Path) -> None:
+                                                                      root_prefix: Path) -> None:
     used_prefix(root_prefix)
     (root_prefix / "conda-meta" / "history").unlink()
     fake.on("env", "export", rc=1, err=CONDA_PARSE_ERROR)
@@ -165,7 +165,7 @@ def test_a_prefix_with_packages_but_no_readable_history_is_unreadable(fake: Any,
 
 
 def test_a_garbled_history_is_unreadable_and_its_lines_are_named(fake: Any, run_module: Any,
-                                                                root_prefix: Path) -> None:
+                                                                 root_prefix: Path) -> None:
     used_prefix(root_prefix, "==> 2026 <==\n# update specs: [\"fastai\n\x00\xff garbage\n")
     fake.on("env", "export", rc=1, err="CondaHistoryError\n")
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
@@ -322,6 +322,7 @@ FASTHTML_DISTS = {
     "colorama": ("0.4.6", []), "typing_extensions": ("4.12.2", []),
     # Not installed, asked for through an extra nobody uses: h2, socksio.
 }
+
 
 def test_packages_an_extra_pulled_in_are_not_user_installs(fake: Any, run_module: Any, root_prefix: Path) -> None:
     """Issue 10: uvicorn[standard]'s httptools, uvloop, ... came with python-fasthtml; only it is recorded."""

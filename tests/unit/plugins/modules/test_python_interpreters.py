@@ -338,7 +338,7 @@ def test_a_healthy_setup_is_all_ok_and_each_interpreter_runs_once(
 
 
 def test_python3_is_the_reference_when_there_is_no_python(machine: Machine,
-                                                         gather: Callable[..., dict[str, Any]]) -> None:
+                                                          gather: Callable[..., dict[str, Any]]) -> None:
     python3 = machine.binary("/usr/bin/python3")
     result = gather(machine.path("/usr/bin"), commands=["python", "python3"])
     assert result["reference"] == "python3"
@@ -381,7 +381,7 @@ def test_a_user_site_that_exists_but_is_not_on_sys_path_is_a_warning(
 
 
 def test_a_script_whose_interpreter_was_removed_is_a_failure(machine: Machine,
-                                                            gather: Callable[..., dict[str, Any]]) -> None:
+                                                             gather: Callable[..., dict[str, Any]]) -> None:
     machine.binary("/usr/bin/python3")
     gone = machine.p("/home/me/mambaforge/bin/python3.10")
     ipython = machine.script("/home/me/.local/bin/ipython", gone)
@@ -395,7 +395,7 @@ def test_a_script_whose_interpreter_was_removed_is_a_failure(machine: Machine,
 
 
 def test_an_interpreter_that_does_not_start_is_a_failure(machine: Machine,
-                                                        gather: Callable[..., dict[str, Any]]) -> None:
+                                                         gather: Callable[..., dict[str, Any]]) -> None:
     machine.binary("/usr/bin/python3")
     broken = machine.binary("/opt/broken/bin/python3")
     machine.fail(broken, 1, "Fatal Python error: init_fs_encoding: failed to get the Python codec\n")
@@ -407,7 +407,7 @@ def test_an_interpreter_that_does_not_start_is_a_failure(machine: Machine,
 
 
 def test_a_shell_wrapper_is_a_warning_naming_what_it_runs(machine: Machine,
-                                                         gather: Callable[..., dict[str, Any]]) -> None:
+                                                          gather: Callable[..., dict[str, Any]]) -> None:
     machine.binary("/usr/bin/python3")
     machine.binary("/usr/bin/bash")
     machine.script("/usr/local/bin/jupyter", machine.p("/usr/bin/bash"), "exec /somewhere/jupyter \"$@\"\n")
@@ -417,7 +417,7 @@ def test_a_shell_wrapper_is_a_warning_naming_what_it_runs(machine: Machine,
 
 
 def test_a_pyenv_shim_is_followed_to_the_real_script(machine: Machine,
-                                                    gather: Callable[..., dict[str, Any]]) -> None:
+                                                     gather: Callable[..., dict[str, Any]]) -> None:
     machine.binary("/usr/bin/python3")
     machine.binary("/usr/bin/bash")
     pyenv = machine.binary("/home/me/.pyenv/libexec/pyenv")
