@@ -1,4 +1,4 @@
-"""Unit tests of module_utils/pip_dists.py: metadata, markers and extras, on site-packages trees in tmp_path."""
+"""Unit tests of plugins/module_utils/pip_dists.py: metadata, markers and extras, on site-packages trees in tmp_path."""
 
 from __future__ import annotations
 

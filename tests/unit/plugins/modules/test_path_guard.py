@@ -1,4 +1,4 @@
-"""The prefix rules and the user-configuration deletion guards (library/path_guard.py), in scratch dirs."""
+"""The prefix rules and the user-configuration deletion guards (plugins/modules/path_guard.py), in scratch dirs."""
 
 from __future__ import annotations
 
