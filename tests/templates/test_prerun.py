@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pytest
-from treedata import data_checksum as checksum
-from treedata import snapshot
+from ansible_collections.reforge.workstation.tests.unit.treedata import data_checksum as checksum
+from ansible_collections.reforge.workstation.tests.unit.treedata import snapshot
 
 if TYPE_CHECKING:
     from conftest import Workspace

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 from test_prerun import backups_of, fill_dir, mode_of, small_workspace, source_as_caller
-from treedata import data_checksum as checksum
-from treedata import snapshot
+from ansible_collections.reforge.workstation.tests.unit.treedata import data_checksum as checksum
+from ansible_collections.reforge.workstation.tests.unit.treedata import snapshot
 
 if TYPE_CHECKING:
     from conftest import Workspace

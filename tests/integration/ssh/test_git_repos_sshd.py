@@ -1,7 +1,7 @@
 """The git_repos role cloning over SSH from a real sshd, with the key ssh_keys deployed: clone, fast-forward, never force.
 
 The decisions for each kind of checkout (and their check-mode predictions) are unit-tested
-on real repositories in tests/unit/test_git_repos_checkout.py; these tests add the SSH
+on real repositories in tests/unit/plugins/modules/test_git_checkout.py; these tests add the SSH
 transport, the role's ssh command and its report, in the session's scenario (see scenario.py).
 """
 

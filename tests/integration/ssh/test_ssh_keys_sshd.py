@@ -206,7 +206,7 @@ def test_r11_a_storage_ssh_link_to_etc_is_refused_and_nothing_is_chmodded_or_wri
     import subprocess
     import sys
 
-    from treedata import snapshot
+    from ansible_collections.reforge.workstation.tests.unit.treedata import snapshot
 
     repo = Path(__file__).resolve().parents[3]
     etc, home, storage = tmp_path / "etc", tmp_path / "home", tmp_path / "storage"

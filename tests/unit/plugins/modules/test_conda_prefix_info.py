@@ -1,4 +1,4 @@
-"""The teardown guard decides by file identity: roles/miniforge/library/conda_prefix_{info,remove}.py.
+"""The teardown guard decides by file identity: plugins/modules/conda_prefix_{info,remove}.py.
 
 Every refusal has a test here, on real directories in pytest's scratch dir. The
 tests that need a real bind mount or tmpfs mount it under that scratch dir and
@@ -7,36 +7,17 @@ unmount it afterwards; without root they are skipped (and say so), never passed.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-import ansible.module_utils
-
-ROLE = Path(__file__).resolve().parents[2] / "roles" / "miniforge"
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-# The modules import ansible.module_utils.conda_prefix_guard, which Ansible finds in the role.
-guard = _load("ansible.module_utils.conda_prefix_guard", ROLE / "module_utils" / "conda_prefix_guard.py")
-ansible.module_utils.conda_prefix_guard = guard  # type: ignore[attr-defined]
-prefix_info = _load("conda_prefix_info", ROLE / "library" / "conda_prefix_info.py")
-prefix_remove = _load("conda_prefix_remove", ROLE / "library" / "conda_prefix_remove.py")
+from ansible_collections.reforge.workstation.plugins.module_utils import conda_prefix_guard as guard
+from ansible_collections.reforge.workstation.plugins.modules import conda_prefix_info as prefix_info
+from ansible_collections.reforge.workstation.plugins.modules import conda_prefix_remove as prefix_remove
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount in a scratch dir")
 

@@ -1,4 +1,4 @@
-"""Unit tests of roles/git_repos/library/git_checkout.py.
+"""Unit tests of plugins/modules/git_checkout.py.
 
 Most tests run the module against real repositories on local paths (git's local
 transport), so the clone/fast-forward/leave-alone decisions are checked on real
@@ -8,36 +8,21 @@ AnsibleModule.run_command.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
-
-MODULE_PATH = Path(__file__).resolve().parents[2] / "roles" / "git_repos" / "library" / "git_checkout.py"
-
-
-def load_module() -> ModuleType:
-    """Import the module file that Ansible ships to the host."""
-    spec = importlib.util.spec_from_file_location("reforge_git_checkout", MODULE_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-git_checkout = load_module()
+from ansible_collections.reforge.workstation.plugins.modules import git_checkout
+from ansible_collections.reforge.workstation.tests.unit.gitremote import GIT_TEST_ENV, Remote, git
 
 RunCheckout = Callable[..., dict[str, Any]]
 
@@ -45,39 +30,8 @@ RunCheckout = Callable[..., dict[str, Any]]
 @pytest.fixture(autouse=True)
 def git_identity(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fixed committer and no user or system git config, for the tests and for the module."""
-    monkeypatch.setenv("GIT_AUTHOR_NAME", "reforge test")
-    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "test@reforge.invalid")
-    monkeypatch.setenv("GIT_COMMITTER_NAME", "reforge test")
-    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "test@reforge.invalid")
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-
-
-def git(*args: str, cwd: Path | None = None) -> str:
-    """Run git; return stdout, failing the test on error."""
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, f"git {args}: {proc.stderr}"
-    return proc.stdout.strip()
-
-
-class Remote:
-    """A bare repository and a clone that pushes new commits to it."""
-
-    def __init__(self, root: Path, name: str = "project") -> None:
-        self.url = str(root / "server" / f"{name}.git")
-        self.pusher = root / "pusher" / name
-        git("init", "--quiet", "--bare", "--initial-branch=main", self.url)
-        git("clone", "--quiet", self.url, str(self.pusher))
-        git("checkout", "--quiet", "-b", "main", cwd=self.pusher)
-        self.push("README.md", "# project\n")
-
-    def push(self, name: str, content: str, branch: str = "main") -> str:
-        """Commit a file and push it to branch; return the commit."""
-        (self.pusher / name).write_text(content, encoding="utf-8")
-        git("add", name, cwd=self.pusher)
-        git("commit", "--quiet", "-m", f"Add {name}", cwd=self.pusher)
-        git("push", "--quiet", "origin", f"HEAD:{branch}", cwd=self.pusher)
-        return git("rev-parse", "HEAD", cwd=self.pusher)
+    for name, value in GIT_TEST_ENV.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
@@ -87,14 +41,19 @@ def remote(tmp_path: Path) -> Remote:
 
 
 @pytest.fixture
-def run_checkout(capsys: pytest.CaptureFixture[str]) -> RunCheckout:
-    """Run the module's main() with arguments; return its JSON result."""
+def run_checkout(capsys: pytest.CaptureFixture[str], raised: dict[str, list[str]]) -> RunCheckout:
+    """Run the module's main() with arguments; return its JSON result (what exit_json/fail_json print),
+    with the warnings it raised in this run (see ``raised`` in conftest.py)."""
 
     def run(check_mode: bool = False, diff: bool = False, **args: Any) -> dict[str, Any]:
         module_args = {**args, "_ansible_check_mode": check_mode, "_ansible_diff": diff}
+        raised["warnings"].clear()
         with patch_module_args(module_args), pytest.raises(SystemExit):
             git_checkout.main()
-        return json.loads(capsys.readouterr().out)
+        result = json.loads(capsys.readouterr().out)
+        if raised["warnings"]:
+            result["warnings"] = list(raised["warnings"])
+        return result
 
     return run
 
@@ -535,35 +494,3 @@ def test_a_checkout_whose_config_redirects_the_remote_is_left_alone(run_checkout
 
     assert result["status"] == "other_remote" and "insteadOf" in result["msg"], result
     assert git("rev-parse", "HEAD", cwd=dest) == before and not (dest / "evil.md").exists()
-
-
-def test_the_role_prints_no_url_credentials_in_labels_warnings_reports_or_failures(remote: Remote, tmp_path: Path) -> None:
-    """One real ansible-playbook run of the role at -vvv: a failing clone and a checkout left alone."""
-    repo_root = MODULE_PATH.parents[3]
-    checkouts = tmp_path / "git"
-    git("clone", "--quiet", remote.url, str(checkouts / "mine"))
-    git("remote", "set-url", "origin", "https://teammate:ghp_TEAMMATE@example.invalid/o/r.git", cwd=checkouts / "mine")
-    repositories = [
-        {"repo": "https://reforge:tok3n-s3cret@127.0.0.1:9/x.git"},
-        {"repo": "https://ghp_USERTOKEN@127.0.0.1:9/y.git", "dest": "y"},
-        {"repo": "https://me:ghp_MINE@example.invalid/o/r.git", "dest": "mine"},
-    ]
-    play = tmp_path / "play.yml"
-    play.write_text(json.dumps([{
-        "name": "Run git_repos", "hosts": "localhost", "connection": "local", "gather_facts": False,
-        "vars": {"ansible_facts": {"user_dir": str(tmp_path / "home")}},
-        "roles": [{"role": str(repo_root / "roles" / "git_repos"), "git_repos_dir": str(checkouts),
-                   "git_repos_repositories": repositories}],
-    }]))
-    bindir = Path(sys.executable).parent
-    env = {**os.environ, "ANSIBLE_CONFIG": str(repo_root / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-           "PATH": f"{bindir}:{os.environ['PATH']}"}
-    proc = subprocess.run([str(bindir / "ansible-playbook"), "-i", "localhost,", str(play), "-vvv",
-                           "-e", "ansible_python_interpreter={{ ansible_playbook_python }}"],
-                          capture_output=True, text=True, env=env, check=False, timeout=300)
-    output = proc.stdout + proc.stderr
-
-    assert "(item=https://***@127.0.0.1:9/x.git)" in output and "(item=https://***@127.0.0.1:9/y.git)" in output, output
-    assert "other_remote" in output and "[WARNING]" in output, output
-    for secret in ("tok3n-s3cret", "ghp_USERTOKEN", "ghp_TEAMMATE", "ghp_MINE", "teammate:", "reforge:"):
-        assert secret not in output, f"{secret} printed:\n{output}"

@@ -1,4 +1,4 @@
-"""The prefix rules and the user-configuration deletion guards (library/path_guard.py), in scratch dirs."""
+"""The prefix rules and the user-configuration deletion guards (plugins/modules/path_guard.py), in scratch dirs."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
-import path_guard
 
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.reforge.workstation.plugins.modules import path_guard
 
 HOME = "/home/me"
 

@@ -3,32 +3,16 @@ on real directories in a scratch dir (the module never runs conda)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "miniforge_transaction", REPO / "roles/miniforge/library/miniforge_transaction.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["miniforge_transaction"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-mt = _load()
+from ansible_collections.reforge.workstation.plugins.modules import miniforge_transaction as mt
 
 
 def make_prefix(path: Path, marker: str) -> Path:

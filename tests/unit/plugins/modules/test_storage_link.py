@@ -1,4 +1,4 @@
-"""Unit tests of the link engine (module_utils/storage_engine.py) and of the storage_link module
+"""Unit tests of the link engine (plugins/module_utils/storage_engine.py) and of the storage_link module
 that wraps it, over real temporary trees.
 
 Every combination of the home side, the storage side and the entry kind is built
@@ -9,41 +9,20 @@ before and after: that is the proof that no byte was lost or duplicated.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import stat
-import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from treedata import data_checksum, snapshot
 
-import ansible.module_utils
 from ansible.module_utils.testing import patch_module_args
-
-REPO = Path(__file__).resolve().parents[2]
-MODULE_PATH = REPO / "roles" / "storage_links" / "library" / "storage_link.py"
-ENGINE_PATH = REPO / "module_utils" / "storage_engine.py"
-
-
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-# Ansible finds the engine in module_utils/ at run time; here it is registered under the same name.
-engine = _load("ansible.module_utils.storage_engine", ENGINE_PATH)
-ansible.module_utils.storage_engine = engine  # type: ignore[attr-defined]
-storage_link = _load("reforge_storage_link", MODULE_PATH)
+from ansible_collections.reforge.workstation.plugins.module_utils import storage_engine as engine
+from ansible_collections.reforge.workstation.plugins.modules import storage_link
+from ansible_collections.reforge.workstation.tests.unit.treedata import data_checksum, snapshot
 
 KINDS = ("dir", "file")
 HOME_STATES = ("absent", "real_dir", "real_file", "correct_link", "wrong_link", "broken_link")
@@ -244,7 +223,7 @@ def test_empty_home_copy_is_dropped_when_storage_holds_content(layout: Layout, k
         home.mkdir()
     else:
         home.touch()
-    before_sum, _ = data_checksum(data_roots(layout))
+    before_sum = data_checksum(data_roots(layout))[0]
 
     result = layout.run(kind)
 
@@ -362,7 +341,7 @@ def test_moves_work_across_file_systems(tmp_path: Path, storage_state: str) -> N
         layout.storage.mkdir()
         assert layout.storage.stat().st_dev != layout.home.stat().st_dev
         layout.build("dir", "real_dir", storage_state)
-        before_sum, _ = data_checksum(data_roots(layout))
+        before_sum = data_checksum(data_roots(layout))[0]
 
         result = layout.run("dir")
 
@@ -437,7 +416,7 @@ def test_a_copy_left_by_an_interrupted_move_is_kept(layout: Layout) -> None:
     staging = Path(str(layout.storage_entry()) + engine.PARTIAL)
     assert staging.parent == layout.storage and staging.name == ".entry.reforge-partial"
     _fill_dir(staging, "interrupted")
-    before_sum, _ = data_checksum(data_roots(layout) + [staging])
+    before_sum = data_checksum(data_roots(layout) + [staging])[0]
 
     result = layout.run("dir")
 
@@ -474,7 +453,7 @@ def test_home_items_that_storage_lacks_are_merged_in_and_only_collisions_are_bac
     (store / site / "requests" / "__init__.py").write_text("# requests\n")
     (store / "bin").mkdir()
     (store / "bin" / "tool").write_text("storage tool\n")
-    before_sum, _ = data_checksum(data_roots(layout, ".local"))
+    before_sum = data_checksum(data_roots(layout, ".local"))[0]
 
     result = layout.run("dir", name=".local")
 
@@ -507,7 +486,7 @@ def test_something_that_appears_during_the_move_is_never_replaced(
 ) -> None:
     layout.build(kind, "real_dir" if kind == "dir" else "real_file", "absent")
     store = layout.storage_entry()
-    home_sum, _ = data_checksum([layout.home_entry()])
+    home_sum = data_checksum([layout.home_entry()])[0]
     real_place = engine.place
 
     def teammate_then_place(src: str, dest: str) -> None:

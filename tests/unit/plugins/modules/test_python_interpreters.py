@@ -1,4 +1,4 @@
-"""Unit tests of roles/doctor/library/python_interpreters.py.
+"""Unit tests of plugins/modules/python_interpreters.py.
 
 Commands, scripts and shebangs are real files in a temporary tree; only running an
 interpreter (`run_command`) is replaced, by answers in the probe's own output format.
@@ -7,32 +7,17 @@ The probe itself is run for real once, with the Python running the tests.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable, Optional
 
 import pytest
 
 from ansible.module_utils import basic
-
-MODULE_PATH = Path(__file__).resolve().parents[2] / "roles" / "doctor" / "library" / "python_interpreters.py"
-
-
-def _load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("python_interpreters", MODULE_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-pi = _load_module()
+from ansible_collections.reforge.workstation.plugins.modules import python_interpreters as pi
 
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 56
 
@@ -353,7 +338,7 @@ def test_a_healthy_setup_is_all_ok_and_each_interpreter_runs_once(
 
 
 def test_python3_is_the_reference_when_there_is_no_python(machine: Machine,
-                                                         gather: Callable[..., dict[str, Any]]) -> None:
+                                                          gather: Callable[..., dict[str, Any]]) -> None:
     python3 = machine.binary("/usr/bin/python3")
     result = gather(machine.path("/usr/bin"), commands=["python", "python3"])
     assert result["reference"] == "python3"
@@ -396,7 +381,7 @@ def test_a_user_site_that_exists_but_is_not_on_sys_path_is_a_warning(
 
 
 def test_a_script_whose_interpreter_was_removed_is_a_failure(machine: Machine,
-                                                            gather: Callable[..., dict[str, Any]]) -> None:
+                                                             gather: Callable[..., dict[str, Any]]) -> None:
     machine.binary("/usr/bin/python3")
     gone = machine.p("/home/me/mambaforge/bin/python3.10")
     ipython = machine.script("/home/me/.local/bin/ipython", gone)
@@ -410,7 +395,7 @@ def test_a_script_whose_interpreter_was_removed_is_a_failure(machine: Machine,
 
 
 def test_an_interpreter_that_does_not_start_is_a_failure(machine: Machine,
-                                                        gather: Callable[..., dict[str, Any]]) -> None:
+                                                         gather: Callable[..., dict[str, Any]]) -> None:
     machine.binary("/usr/bin/python3")
     broken = machine.binary("/opt/broken/bin/python3")
     machine.fail(broken, 1, "Fatal Python error: init_fs_encoding: failed to get the Python codec\n")
@@ -422,7 +407,7 @@ def test_an_interpreter_that_does_not_start_is_a_failure(machine: Machine,
 
 
 def test_a_shell_wrapper_is_a_warning_naming_what_it_runs(machine: Machine,
-                                                         gather: Callable[..., dict[str, Any]]) -> None:
+                                                          gather: Callable[..., dict[str, Any]]) -> None:
     machine.binary("/usr/bin/python3")
     machine.binary("/usr/bin/bash")
     machine.script("/usr/local/bin/jupyter", machine.p("/usr/bin/bash"), "exec /somewhere/jupyter \"$@\"\n")
@@ -432,7 +417,7 @@ def test_a_shell_wrapper_is_a_warning_naming_what_it_runs(machine: Machine,
 
 
 def test_a_pyenv_shim_is_followed_to_the_real_script(machine: Machine,
-                                                    gather: Callable[..., dict[str, Any]]) -> None:
+                                                     gather: Callable[..., dict[str, Any]]) -> None:
     machine.binary("/usr/bin/python3")
     machine.binary("/usr/bin/bash")
     pyenv = machine.binary("/home/me/.pyenv/libexec/pyenv")
@@ -459,113 +444,3 @@ def test_the_module_reads_the_remote_path_when_none_is_given(machine: Machine, r
     assert not failed
     assert result["path"] == machine.path("/usr/bin")
     assert result["reference_interpreter"] == python3
-
-
-# The doctor's other module: filesystem_facts (links, key modes, free space) --------------
-FS_MODULE_PATH = MODULE_PATH.with_name("filesystem_facts.py")
-_fs_spec = importlib.util.spec_from_file_location("filesystem_facts", FS_MODULE_PATH)
-assert _fs_spec is not None and _fs_spec.loader is not None
-ff = importlib.util.module_from_spec(_fs_spec)
-sys.modules[_fs_spec.name] = ff
-_fs_spec.loader.exec_module(ff)
-
-
-def test_filesystem_facts_documentation_matches_the_argument_spec(cj: Any) -> None:
-    assert cj.documentation_problems(ff) == []
-
-
-@pytest.fixture
-def home_and_storage(tmp_path: Path) -> tuple[Path, Path]:
-    """Every state a home entry can be in, relative to the storage volume."""
-    home, storage = tmp_path / "home", tmp_path / "storage"
-    (storage / ".local").mkdir(parents=True)
-    (storage / ".gitconfig").write_text("[user]\n")
-    (storage / ".config").mkdir()
-    home.mkdir()
-    (home / ".local").symlink_to(storage / ".local")  # linked
-    (home / ".gitconfig").symlink_to("../storage/.gitconfig")  # linked, relative
-    (home / ".ssh").symlink_to(storage / ".ssh")  # dangling
-    (home / ".config").mkdir()  # real
-    (home / ".conda").symlink_to(tmp_path)  # wrong
-    return home, storage
-
-
-def test_each_link_gets_its_state(home_and_storage: tuple[Path, Path], run_module: Callable[..., Any]) -> None:
-    home, storage = home_and_storage
-    names = [".local", ".gitconfig", ".ssh", ".config", ".conda", ".kaggle"]
-    failed, result = run_module(ff, {"links": names, "links_from": str(home), "links_to": str(storage)},
-                                check_mode=True)
-    assert not failed
-    assert result["changed"] is False and result["links_to_exists"] is True
-    states = {entry["name"]: (entry["state"], entry["kind"]) for entry in result["links"]}
-    assert states == {
-        ".local": ("linked", "link"),
-        ".gitconfig": ("linked", "link"),
-        ".ssh": ("dangling", "link"),
-        ".config": ("real", "directory"),
-        ".conda": ("wrong", "link"),
-        ".kaggle": ("missing", "missing"),
-    }
-    by_name = {entry["name"]: entry for entry in result["links"]}
-    assert by_name[".gitconfig"]["link_target"] == "../storage/.gitconfig"
-    assert by_name[".conda"]["realpath"] == str(home.parent)
-    assert by_name[".local"]["target"] == str(storage / ".local")
-
-
-def test_links_into_storage_reached_through_a_symlink_count(home_and_storage: tuple[Path, Path]) -> None:
-    home, storage = home_and_storage
-    alias = storage.parent / "storage-alias"
-    alias.symlink_to(storage)
-    result = ff.gather({"links": [".local"], "links_from": str(home), "links_to": str(alias),
-                        "directories": [], "free_space": []})
-    assert result["links"][0]["state"] == "linked"
-
-
-def test_no_link_is_checked_without_the_storage_volume(tmp_path: Path) -> None:
-    result = ff.gather({"links": [".local"], "links_from": str(tmp_path), "links_to": str(tmp_path / "storage"),
-                        "directories": [], "free_space": []})
-    assert result["links_to_exists"] is False
-    assert result["links"] == []
-
-
-def test_links_without_a_storage_directory_are_refused(run_module: Callable[..., Any]) -> None:
-    failed, result = run_module(ff, {"links": [".local"]})
-    assert failed
-    assert "links needs links_to" in result["msg"]
-
-
-def test_the_modes_of_the_key_files_are_read_but_not_their_content(tmp_path: Path) -> None:
-    ssh = tmp_path / ".ssh"
-    ssh.mkdir(mode=0o755)
-    ssh.chmod(0o755)
-    for name, mode in (("id_ed25519", 0o644), ("id_ed25519.pub", 0o644), ("config", 0o600)):
-        (ssh / name).write_text("secret material" if name == "id_ed25519" else "public")
-        (ssh / name).chmod(mode)
-    (ssh / "sockets").mkdir()
-    linked = tmp_path / "ssh-link"
-    linked.symlink_to(ssh)
-    result = ff.gather({"links": [], "links_from": None, "links_to": None,
-                        "directories": [str(linked), str(tmp_path / "absent")], "free_space": []})
-    present, absent = result["directories"]
-    assert (present["exists"], present["mode"]) == (True, "0755")
-    assert present["files"] == [
-        {"name": "config", "path": str(linked / "config"), "mode": "0600"},
-        {"name": "id_ed25519", "path": str(linked / "id_ed25519"), "mode": "0644"},
-        {"name": "id_ed25519.pub", "path": str(linked / "id_ed25519.pub"), "mode": "0644"},
-    ]
-    assert "secret" not in json.dumps(result)
-    assert absent == {"path": str(tmp_path / "absent"), "exists": False, "mode": None, "files": []}
-
-
-def test_free_space_is_that_of_the_paths_file_system(tmp_path: Path) -> None:
-    result = ff.gather({"links": [], "links_from": None, "links_to": None, "directories": [],
-                        "free_space": [str(tmp_path), str(tmp_path / "absent")]})
-    present, absent = result["free_space"]
-    usage = os.statvfs(tmp_path)
-    assert present["exists"] is True
-    assert abs(present["free_bytes"] - usage.f_bavail * usage.f_frsize) < 64 * 1024 * 1024
-    assert present["total_bytes"] == usage.f_blocks * usage.f_frsize
-    assert os.path.ismount(present["mount"])
-    assert str(tmp_path).startswith(present["mount"])
-    assert absent == {"path": str(tmp_path / "absent"), "exists": False, "mount": None, "free_bytes": None,
-                      "total_bytes": None}

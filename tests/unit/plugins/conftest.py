@@ -1,9 +1,9 @@
-"""Shared fixtures for the unit tests of the shared conda modules (library/, module_utils/).
+"""Shared fixtures for the unit tests of the collection's modules and module_utils.
 
-The modules import ``ansible.module_utils.conda_cli``, ``conda_history`` and ``pip_dists``;
-Ansible finds them in the project's module_utils/ at run time. Here they are
-loaded from those files and registered under the same names, and the role's library/ goes on sys.path, so
-the tests import the very files Ansible ships to the host.
+The tests import the collection's code by its real name,
+``ansible_collections.reforge.workstation.plugins.…``: under ``ansible-test units``
+its collection loader finds it; under plain pytest, pytest.ini puts the checkout's
+collections/ (a link to the repository root under that name) on sys.path.
 
 ``AnsibleModule.run_command`` is replaced by :class:`FakeRunner`, which answers
 with output in the formats real conda/mamba print (see
@@ -13,60 +13,16 @@ placeholders.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 import types
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import pytest
 
-import ansible.module_utils
-from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils import basic
-from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _register_module_utils(short: str) -> None:
-    name = "ansible.module_utils." + short
-    spec = importlib.util.spec_from_file_location(name, REPO / "module_utils" / (short + ".py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    setattr(ansible.module_utils, short, module)
-
-
-_register_module_utils("conda_cli")
-_register_module_utils("conda_history")
-_register_module_utils("pip_dists")
-if str(REPO / "library") not in sys.path:
-    sys.path.insert(0, str(REPO / "library"))
-
-
-@pytest.fixture(autouse=True)
-def module_side_ansible(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Run each test as a module runs on a host: target side, with no warning left from another test.
-
-    Importing any controller part of Ansible (tests/cli does, through reforge's
-    ``ansible.errors`` import) sets ``ansible.module_utils._internal.is_controller``
-    for the whole process. From then on ansible-core 2.19 hands ``AnsibleModule.warn()``
-    and ``deprecate()`` to the controller's Display, so a module result has no
-    ``warnings`` and ``get_warning_messages()`` stays empty. A module on a host never
-    sees that flag, so it is pinned to False here, and the process-global warning and
-    deprecation stores are emptied before and after every test.
-    """
-    monkeypatch.setattr(ansible_internal, "is_controller", False)
-    ansible_warnings._global_warnings.clear()
-    ansible_warnings._global_deprecations.clear()
-    yield
-    ansible_warnings._global_warnings.clear()
-    ansible_warnings._global_deprecations.clear()
 
 
 CHANNEL_URL = "https://channels.invalid/conda-forge"
@@ -273,6 +229,7 @@ class FakeRunner:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
     runner = FakeRunner()
+
     def run_command(self: Any, args: Any, **kwargs: Any) -> Tuple[int, str, str]:
         return runner(self, args, **kwargs)
 
@@ -288,28 +245,60 @@ class ModuleExit(Exception):
         self.result = result
 
 
-def _exit_json(_self: Any, **kwargs: Any) -> None:
-    raise ModuleExit(False, kwargs)
+@pytest.fixture
+def raised(monkeypatch: pytest.MonkeyPatch) -> Dict[str, List[str]]:
+    """The warnings and deprecations a module raises through AnsibleModule.warn/deprecate.
 
+    Collected here, per test, rather than read from ansible-core's process-wide
+    store: that store is bypassed once any controller part of Ansible is imported
+    into the process (tests/cli does, in the same pytest run; warnings then go to
+    the controller's Display), and it would carry one test's warnings into the next.
+    """
+    collected: Dict[str, List[str]] = {"warnings": [], "deprecations": []}
 
-def _fail_json(_self: Any, msg: str = "", **kwargs: Any) -> None:
-    kwargs["msg"] = msg
-    raise ModuleExit(True, kwargs)
+    def warn(_self: Any, warning: str, *args: Any, **kwargs: Any) -> None:
+        collected["warnings"].append(warning)
+
+    def deprecate(_self: Any, msg: str, *args: Any, **kwargs: Any) -> None:
+        collected["deprecations"].append(msg)
+
+    monkeypatch.setattr(basic.AnsibleModule, "warn", warn)
+    monkeypatch.setattr(basic.AnsibleModule, "deprecate", deprecate)
+    return collected
 
 
 @pytest.fixture
-def run_module(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Tuple[bool, Dict[str, Any]]]:
-    """run_module(module, args, check_mode=False, diff=False) -> (failed, result)."""
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", _exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", _fail_json)
+def run_module(monkeypatch: pytest.MonkeyPatch,
+               raised: Dict[str, List[str]]) -> Callable[..., Tuple[bool, Dict[str, Any]]]:
+    """run_module(module, args, check_mode=False, diff=False) -> (failed, result).
+
+    The result is what the module passed to exit_json/fail_json, plus the
+    ``warnings`` and ``deprecations`` it raised during this run, as Ansible
+    would add them.
+    """
+    def finish(failed: bool, result: Dict[str, Any]) -> None:
+        for key, values in raised.items():
+            if values:
+                result[key] = list(values)
+        raise ModuleExit(failed, result)
+
+    def exit_json(_self: Any, **kwargs: Any) -> None:
+        finish(False, kwargs)
+
+    def fail_json(_self: Any, msg: str = "", **kwargs: Any) -> None:
+        kwargs["msg"] = msg
+        finish(True, kwargs)
+
+    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
 
     def run(module: Any, args: Dict[str, Any], check_mode: bool = False,
             diff: bool = False) -> Tuple[bool, Dict[str, Any]]:
         full = dict(args)
         full["_ansible_check_mode"] = check_mode
         full["_ansible_diff"] = diff
-        # Warnings are process-global in Ansible; start each run without old ones.
-        ansible_warnings._global_warnings.clear()
+        for values in raised.values():
+            values.clear()
         with patch_module_args(full):
             with pytest.raises(ModuleExit) as exited:
                 module.main()

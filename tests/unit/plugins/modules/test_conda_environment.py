@@ -8,7 +8,7 @@ from typing import Any, Dict
 
 import pytest
 
-import conda_environment
+from ansible_collections.reforge.workstation.plugins.modules import conda_environment
 
 
 def conda_args(root: Path, **extra: Any) -> Dict[str, Any]:

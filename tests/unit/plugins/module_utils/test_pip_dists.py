@@ -1,4 +1,4 @@
-"""Unit tests of module_utils/pip_dists.py: metadata, markers and extras, on site-packages trees in tmp_path."""
+"""Unit tests of plugins/module_utils/pip_dists.py: metadata, markers and extras, on site-packages trees in tmp_path."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 import pytest
 
-from ansible.module_utils import pip_dists
+from ansible_collections.reforge.workstation.plugins.module_utils import pip_dists
 
 SITE = "lib/python3.12/site-packages"
 LINUX_312 = dict(pip_dists.marker_environment("3.12"), sys_platform="linux", platform_system="Linux",
@@ -72,7 +72,7 @@ def test_an_egg_info_s_requires_txt_and_a_bare_pkg_info_file(tmp_path: Path) -> 
     (egg / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: Legacy-Pkg\nVersion: 0.9\n")
     (egg / "requires.txt").write_text("six>=1.0\n\n[socks]\nPySocks\n\n[:sys_platform == \"win32\"]\npywin32\n")
     (tmp_path / SITE / "oldstyle-1.2-py3.12.egg-info").write_text("Metadata-Version: 1.0\nName: oldstyle\n"
-                                                                 "Version: 1.2\n")
+                                                                  "Version: 1.2\n")
     wheel_dist(tmp_path, "six-1.17.0.dist-info", "six", "1.17.0")
     wheel_dist(tmp_path, "PySocks-1.7.1.dist-info", "PySocks", "1.7.1")
     dists = pip_dists.installed_dists(str(tmp_path))
@@ -91,7 +91,7 @@ def test_a_dist_info_without_metadata_is_named_after_its_folder(tmp_path: Path) 
 
 def test_the_prefix_s_full_python_version_reaches_the_markers(tmp_path: Path) -> None:
     wheel_dist(tmp_path, "app-1.0.dist-info", "app", "1.0", ['new-only; python_full_version >= "3.12.4"',
-                                                            'old-only; python_full_version < "3.12.4"'])
+                                                             'old-only; python_full_version < "3.12.4"'])
     dists = pip_dists.installed_dists(str(tmp_path), "3.12.7")
     assert dists[0][1] == "3.12.7"
     assert pip_dists.required_names(dists)[0] == {"new-only"}

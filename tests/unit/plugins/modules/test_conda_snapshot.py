@@ -11,9 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
-from ansible.module_utils.common.warnings import get_warning_messages
-
-import conda_snapshot
+from ansible_collections.reforge.workstation.plugins.modules import conda_snapshot
 
 SITE = "lib/python3.13/site-packages"
 INSTALLER_HISTORY = (
@@ -107,7 +105,7 @@ def test_snapshot_of_a_used_root_prefix(fake: Any, run_module: Any, cj: Any, roo
 
 
 def test_a_spec_conda_cannot_parse_does_not_empty_the_snapshot(fake: Any, run_module: Any,
-                                                              root_prefix: Path) -> None:
+                                                               root_prefix: Path) -> None:
     """conda/conda#15123: conda's export fails on a mamba-written spec; every request is still read."""
     used_prefix(root_prefix)
     fake.on("env", "export", rc=1, err=CONDA_PARSE_ERROR)
@@ -117,7 +115,7 @@ def test_a_spec_conda_cannot_parse_does_not_empty_the_snapshot(fake: Any, run_mo
     assert result["conda"] == EXPECTED_CONDA
     assert result["pip"] == ["fastbook==0.0.29", "Some_Tool==1.0"]
     assert result["channels"] == []
-    assert any("conda env export failed" in w and "InvalidMatchSpec" in w for w in get_warning_messages())
+    assert any("conda env export failed" in w and "InvalidMatchSpec" in w for w in result.get("warnings", []))
 
 
 def test_a_json_error_from_conda_is_named_in_the_warning(fake: Any, run_module: Any, root_prefix: Path) -> None:
@@ -128,7 +126,7 @@ def test_a_json_error_from_conda_is_named_in_the_warning(fake: Any, run_module: 
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed
     assert result["conda"] == EXPECTED_CONDA
-    assert any("(InvalidMatchSpec: Invalid spec 'sam-2" in w for w in get_warning_messages())
+    assert any("(InvalidMatchSpec: Invalid spec 'sam-2" in w for w in result.get("warnings", []))
 
 
 def test_only_installed_packages_are_kept(fake: Any, run_module: Any, root_prefix: Path) -> None:
@@ -152,7 +150,7 @@ def test_conda_export_is_a_second_opinion(fake: Any, run_module: Any, root_prefi
 
 
 def test_a_prefix_with_packages_but_no_readable_history_is_unreadable(fake: Any, run_module: Any,
-                                                                    root_prefix: Path) -> None:
+                                                                      root_prefix: Path) -> None:
     used_prefix(root_prefix)
     (root_prefix / "conda-meta" / "history").unlink()
     fake.on("env", "export", rc=1, err=CONDA_PARSE_ERROR)
@@ -167,7 +165,7 @@ def test_a_prefix_with_packages_but_no_readable_history_is_unreadable(fake: Any,
 
 
 def test_a_garbled_history_is_unreadable_and_its_lines_are_named(fake: Any, run_module: Any,
-                                                                root_prefix: Path) -> None:
+                                                                 root_prefix: Path) -> None:
     used_prefix(root_prefix, "==> 2026 <==\n# update specs: [\"fastai\n\x00\xff garbage\n")
     fake.on("env", "export", rc=1, err="CondaHistoryError\n")
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
@@ -175,7 +173,7 @@ def test_a_garbled_history_is_unreadable_and_its_lines_are_named(fake: Any, run_
     assert result["unreadable"] is True
     assert result["unparsed"] == ['# update specs: ["fastai']
     assert "1 unreadable spec lines" in result["reason"]
-    assert any("Skipped an unreadable line" in w for w in get_warning_messages())
+    assert any("Skipped an unreadable line" in w for w in result.get("warnings", []))
 
 
 def test_an_empty_environment_is_not_unreadable(fake: Any, run_module: Any, tmp_path: Path, make_env: Any) -> None:
@@ -203,7 +201,7 @@ def test_a_broken_record_still_names_its_package(fake: Any, run_module: Any, roo
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed
     assert "sentencepiece" in result["unpinned_conda"]
-    assert any("sentencepiece-1.0-0.json is not valid JSON" in w for w in get_warning_messages())
+    assert any("sentencepiece-1.0-0.json is not valid JSON" in w for w in result.get("warnings", []))
 
 
 def test_check_mode_gives_the_same_answer(fake: Any, run_module: Any, root_prefix: Path) -> None:
@@ -269,7 +267,7 @@ def test_an_unreadable_marker_keeps_what_it_guards_and_warns(fake: Any, run_modu
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed
     assert result["pip"] == ["fastbook==0.0.29", "needs-odd==1.0", "odd-dep==2.0", "Some_Tool==1.0"]
-    assert any("weird_variable" in w and "kept in the snapshot" in w for w in get_warning_messages())
+    assert any("weird_variable" in w and "kept in the snapshot" in w for w in result.get("warnings", []))
 
 
 def test_the_pip_part_runs_neither_pip_nor_python(fake: Any, run_module: Any, root_prefix: Path) -> None:
@@ -325,6 +323,7 @@ FASTHTML_DISTS = {
     # Not installed, asked for through an extra nobody uses: h2, socksio.
 }
 
+
 def test_packages_an_extra_pulled_in_are_not_user_installs(fake: Any, run_module: Any, root_prefix: Path) -> None:
     """Issue 10: uvicorn[standard]'s httptools, uvloop, ... came with python-fasthtml; only it is recorded."""
     used_prefix(root_prefix)
@@ -336,7 +335,7 @@ def test_packages_an_extra_pulled_in_are_not_user_installs(fake: Any, run_module
     assert not failed, result
     assert result["pip"] == ["colorama==0.4.6", "fastbook==0.0.29", "python-fasthtml==0.12.0", "Some_Tool==1.0",
                              "typing_extensions==4.12.2"]
-    assert not any("marker" in w for w in get_warning_messages())
+    assert not any("marker" in w for w in result.get("warnings", []))
 
 
 def test_a_circle_of_user_installs_is_kept(fake: Any, run_module: Any, root_prefix: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Dict, List
 
 import pytest
 
-from ansible.module_utils.conda_history import history_spec_name, parse_spec_list, read_history
+from ansible_collections.reforge.workstation.plugins.module_utils.conda_history import history_spec_name, parse_spec_list, read_history
 
 
 def entry(*lines: str, stamp: str = "2026-11-30 10:00:00") -> str:

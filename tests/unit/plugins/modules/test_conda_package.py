@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-import conda_package
+from ansible_collections.reforge.workstation.plugins.modules import conda_package
 
 
 def base_args(root: Path, **extra: Any) -> Dict[str, Any]:
@@ -508,7 +508,7 @@ def test_empty_name_check_mode_predicts_creation(fake: Any, run_module: Any, cj:
     ("Jinja2", "jinja2", True),
 ])
 def test_spec_names(spec: str, name: str, bare: bool) -> None:
-    from ansible.module_utils.conda_cli import is_name_only, spec_name
+    from ansible_collections.reforge.workstation.plugins.module_utils.conda_cli import is_name_only, spec_name
 
     assert spec_name(spec) == name
     assert is_name_only(spec) is bare
@@ -522,7 +522,7 @@ def test_spec_names(spec: str, name: str, bare: bool) -> None:
     (None, None),
 ])
 def test_installation_root(conda: Any, root: Any) -> None:
-    from ansible.module_utils.conda_cli import installation_root
+    from ansible_collections.reforge.workstation.plugins.module_utils.conda_cli import installation_root
 
     assert installation_root(conda) == root
 
