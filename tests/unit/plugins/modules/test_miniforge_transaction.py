@@ -34,9 +34,9 @@ def home(tmp_path: Path) -> Path:
     return home
 
 
-def params(home: Path, state: str, **more: object) -> dict[str, object]:
+def params(home: Path, step: str, **more: object) -> dict[str, object]:
     base = {
-        "state": state,
+        "step": step,
         "prefix": str(home / "miniforge3"),
         "generations_dir": str(home / "miniforge3.generations"),
         "journal_dir": str(home / ".local/state/reforge/transactions"),
