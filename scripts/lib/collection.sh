@@ -22,26 +22,29 @@ print(get_venv_packages(N(version=None))["pip"])') || return 1
 
 # reforge_collection ROOT PYTHON: build, install, sanity, units. Fails on the first failure.
 reforge_collection() {
-    local root=$1 python=$2 work pyver installed status=0
+    local root=$1 python=$2 work pyver installed status
     work=$(mktemp -d) || return 1
     pyver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
     reforge_ansible_test_bootstrap "$python" || { rm -rf "$work"; return 1; }
     installed="$work/install/ansible_collections/reforge/workstation"
+    # Each step needs the one before; `&&` rather than set -e, which scripts/test's
+    # `if "$@"` would switch off for everything called from it.
     (
-        set -e
         # Only the tarball's own configuration: not the checkout's ansible.cfg and collections/ link.
         unset ANSIBLE_CONFIG
-        cd "$work"
-        ansible-galaxy collection build --force --output-path "$work/build" "$root"
-        ansible-galaxy collection install --force --no-deps -p "$work/install" "$work"/build/reforge-workstation-*.tar.gz
-        cd "$installed"
-        # ansible-test lists a collection's files through git when it can; a throw-away repository
-        # makes that list exactly the installed files.
-        git init -q && git add -A
-        ansible-test sanity --python "$pyver" --color no
-        # --venv: its own virtualenv for the test requirements, so the project's .venv stays as it is.
-        ansible-test units --venv --python "$pyver" --requirements --color no
-    ) || status=$?
+        cd "$work" &&
+            ansible-galaxy collection build --force --output-path "$work/build" "$root" &&
+            ansible-galaxy collection install --force --no-deps -p "$work/install" \
+                "$work"/build/reforge-workstation-*.tar.gz &&
+            cd "$installed" &&
+            # ansible-test lists a collection's files through git when it can; a throw-away
+            # repository makes that list exactly the installed files.
+            git init -q && git add -A &&
+            ansible-test sanity --python "$pyver" --color no &&
+            # --venv: its own virtualenv for the test requirements; the project's .venv stays as it is.
+            ansible-test units --venv --python "$pyver" --requirements --color no
+    )
+    status=$?
     rm -rf "$work"
     return "$status"
 }
