@@ -338,3 +338,14 @@ def test_new_environment_python_prefers_the_host(fresh_state: Path) -> None:
     old = solver.Solver({}, "install", {"python"}).solve([specs.parse_spec("python<3.10"), specs.parse_spec("numpy")])
     assert old["python"] == "3.9.20" and old["numpy"] == "1.26.4"
     assert index.index_package("numpy", "1.26.4", "3.9.20").build.startswith("py39h")
+
+
+def test_reverse_removes_every_conda_block_whatever_its_prefix() -> None:
+    """As real conda's --reverse: the image's own block goes too, not only this prefix's."""
+    content = shell.edit_rc("export A=1\n", common.CONDA_BLOCK, shell.conda_block("bash", "/opt/conda"))
+    content = shell.edit_rc(content + "export B=2\n", common.MAMBA_BLOCK, shell.mamba_block("bash", "/o", "/o/m"))
+    content += "\n" + shell.conda_block("bash", "/home/u/miniforge3") + "\n"
+    assert content.count(CONDA_BLOCK_START) == 2
+    mamba_only = "export A=1\nexport B=2\n\n" + shell.mamba_block("bash", "/o", "/o/m") + "\n"
+    assert shell.edit_rc(content, common.CONDA_BLOCK, None) == mamba_only
+    assert shell.edit_rc(mamba_only, common.MAMBA_BLOCK, None) == "export A=1\nexport B=2\n"
