@@ -156,6 +156,20 @@ def test_batch_install_builds_the_prefix(standin: Standin) -> None:
     assert not (standin.home / ".zshrc").exists()
 
 
+def test_front_end_is_the_shipped_package(standin: Standin) -> None:
+    """bin/conda, bin/mamba and condabin/conda are one launcher of the conda_standin sources, unchanged."""
+    prefix = standin.prefix
+    sources = STANDIN.parent / "conda_standin"
+    shipped = prefix / "lib" / "conda-standin" / "conda_standin"
+    standin.conda("info", "--json")  # the front end has run: it must not have written into the prefix
+    assert sorted(path.name for path in shipped.iterdir()) == sorted(path.name for path in sources.glob("*.py"))
+    for path in sources.glob("*.py"):
+        assert (shipped / path.name).read_bytes() == path.read_bytes(), path.name
+    launchers = {(prefix / path).read_bytes() for path in ("bin/conda", "bin/mamba", "condabin/conda")}
+    assert len(launchers) == 1
+    assert f"STANDIN_ROOT_PREFIX = {str(prefix)!r}\n".encode() in launchers.pop()
+
+
 def test_existing_prefix_is_refused_and_left_untouched(tmp_path: Path) -> None:
     prefix = tmp_path / "miniforge3"
     (prefix / "bin").mkdir(parents=True)

@@ -1,0 +1,76 @@
+"""Constants, the per-run state and conda's error types.
+
+The state (``PROG``, ``JSON_ERRORS``, ``ROOT_PREFIX``) is read as ``common.NAME`` by the
+other modules, because the front end sets it at start-up (see ``cli.main`` and the
+launcher the installer writes into ``bin/conda``).
+"""
+
+import os
+import platform
+import sys
+from typing import Any, NoReturn
+
+
+CONDA_VERSION = "24.11.3"
+MAMBA_VERSION = "2.0.5"
+CHANNEL = "conda-forge"
+# Placeholder hosts (".invalid" never resolves): nothing is ever downloaded.
+CHANNEL_ALIAS = "https://conda.standin.invalid"
+PYPI_URL = "https://pypi.standin.invalid/simple"
+CONDA_BLOCK = ("# >>> conda initialize >>>", "# <<< conda initialize <<<")
+MAMBA_BLOCK = ("# >>> mamba initialize >>>", "# <<< mamba initialize <<<")
+SHELLS = ("bash", "zsh")
+
+JSON_ERRORS = False
+PROG = "conda"
+# The root prefix this front end belongs to: the launcher in bin/conda sets it, as real
+# conda embeds its prefix. The fallback is the prefix of the program being run.
+ROOT_PREFIX: str = os.path.dirname(os.path.dirname(os.path.abspath(sys.argv[0])))
+
+
+def _platform() -> str:
+    machine = platform.machine()
+    return {"aarch64": "linux-aarch64", "ppc64le": "linux-ppc64le"}.get(machine, "linux-64")
+
+
+PLATFORM = _platform()
+
+
+# --------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------
+
+
+class CondaError(Exception):
+    """An error reported the way conda reports its own (name: message)."""
+
+    def __init__(self, name: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.name = name
+        self.message = message
+        self.extra = extra
+
+
+class SolveError(Exception):
+    """An unsatisfiable request, reported as libmamba's plain-text problem tree."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+    def render(self) -> str:
+        head = "The following package could not be installed"
+        if len(self.problems) > 1:
+            head = "The following packages are incompatible"
+        lines = ["error    libmamba Could not solve for environment specs", f"    {head}"]
+        for number, problem in enumerate(self.problems):
+            branch = "└─" if number == len(self.problems) - 1 else "├─"
+            first, *rest = problem.split("\n")
+            lines.append(f"    {branch} {first}")
+            lines.extend(f"       {line}" for line in rest)
+        lines.append("critical libmamba Could not solve for environment specs")
+        return "\n".join(lines)
+
+
+def fail(name: str, message: str, **extra: Any) -> NoReturn:
+    raise CondaError(name, message, **extra)
