@@ -128,6 +128,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ansible_collections.reforge.workstation.plugins.module_utils.conda_prefix_guard import (
+    PrefixRemovalError,
+    identity,
+    mount_points,
+    remove_prefix,
+)
+
 
 STAMP = ".reforge-generation.json"
 TRASH = ".trash-"
@@ -328,14 +335,34 @@ def stop_procs(path: str, since: float, report: list[str]) -> None:
             return
 
 
+def delete_tree(path: str, what: str, report: list[str]) -> bool:
+    """Delete a directory the user owns, never through a link and never into another mount; False if kept.
+
+    What is mounted inside (a dataset, a shared package cache) belongs to another file
+    system: the directory is then kept, and the report says why.
+    """
+    check_owned_dir(path, what)
+    expected = identity(path, follow=False)
+    mounts = mount_points()
+    if expected is None or mounts is None:
+        report.append(f"kept {what} {path}: the mount table is unreadable, so a mount inside it cannot be ruled out")
+        return False
+    try:
+        remove_prefix(path, expected, mounts)
+    except PrefixRemovalError as error:
+        report.append(f"kept {what} {path}: {error}; remove it by hand")
+        return False
+    return True
+
+
 def remove_tree(path: str, generations: str, report: list[str], what: str) -> None:
     """Rename into the generations dir first (instant, atomic), then delete."""
     check_owned_dir(path, what)
     os.makedirs(generations, mode=0o755, exist_ok=True)
     trash = os.path.join(generations, TRASH + now_id())
     rename(path, trash)
-    shutil.rmtree(trash)
-    report.append(f"removed {what} {path}")
+    if delete_tree(trash, what, report):
+        report.append(f"removed {what} {path}")
 
 
 # ---------------------------------------------------------------- backups
@@ -489,12 +516,11 @@ def prune(paths: Paths, keep: int, report: list[str]) -> None:
         for name in os.listdir(paths.generations):
             trash = os.path.join(paths.generations, name)
             if name.startswith(TRASH) and not os.path.islink(trash) and os.lstat(trash).st_uid == os.getuid():
-                shutil.rmtree(trash)
+                delete_tree(trash, "leftover", report)
     for ident in generation_ids(paths.generations)[max(keep, 0):]:
         path = os.path.join(paths.generations, ident)
-        check_owned_dir(path, "generation")
-        shutil.rmtree(path)
-        report.append(f"deleted generation {path} (keeping {keep})")
+        if delete_tree(path, "generation", report):
+            report.append(f"deleted generation {path} (keeping {keep})")
 
 
 # ---------------------------------------------------------------- the transaction
@@ -576,9 +602,8 @@ def undo_rebuild(paths: Paths, journal: dict[str, Any], report: list[str]) -> No
 def finish_commit(paths: Paths, journal: dict[str, Any], keep: int, report: list[str]) -> None:
     aside = journal.get("aside") or ""
     if aside and os.path.lexists(aside) and (keep <= 0 or not is_conda_prefix(aside)):
-        check_owned_dir(aside, "old prefix")
-        shutil.rmtree(aside)
-        report.append(f"deleted the old prefix {aside} (no generation kept)")
+        if delete_tree(aside, "old prefix", report):
+            report.append(f"deleted the old prefix {aside} (no generation kept)")
     elif aside and os.path.lexists(aside):
         report.append(f"kept the old prefix as a generation: {aside}")
     prune(paths, keep, report)

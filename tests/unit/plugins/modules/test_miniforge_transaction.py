@@ -240,3 +240,48 @@ def test_list_describes_the_prefix_and_its_generations(home: Path) -> None:
     assert listed[1]["conda_version"] == "24.11.3"
     assert listed[1]["conda_packages"] == 2
     assert listed[1]["size_bytes"] > 0
+
+
+def simulate_mount(monkeypatch: pytest.MonkeyPatch, *mounted: Path) -> None:
+    """Make the module see MOUNTED as mount points, as /proc/self/mountinfo would list them."""
+    monkeypatch.setattr(mt, "mount_points", lambda: [os.path.realpath(path) for path in mounted], raising=False)
+
+
+def test_pruning_never_deletes_into_a_mount_inside_a_generation(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mt.run(params(home, "begin"), False)
+    make_prefix(home / "miniforge3", "new0")
+    mt.run(params(home, "commit", keep=1), False)
+    (oldest,) = generations(home)
+    data = home / "miniforge3.generations" / oldest / "envs" / "datasets"
+    data.mkdir(parents=True)
+    (data / "weights.bin").write_bytes(b"not reproducible")
+    simulate_mount(monkeypatch, data)
+    mt.run(params(home, "begin"), False)
+    make_prefix(home / "miniforge3", "new1")
+    result = mt.run(params(home, "commit", keep=1), False)
+    assert (data / "weights.bin").read_bytes() == b"not reproducible"
+    assert any("mount point" in line for line in result["report"]), result["report"]
+    assert (home / "miniforge3" / "marker").read_text() == "new1"
+
+
+def test_keeping_no_generation_never_deletes_into_a_mount(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = home / "miniforge3" / "pkgs" / "shared-cache"
+    data.mkdir(parents=True)
+    (data / "big.tar.bz2").write_bytes(b"cache")
+    mt.run(params(home, "begin"), False)
+    make_prefix(home / "miniforge3", "new")
+    aside = next(home.glob("miniforge3.generations/*/pkgs/shared-cache"))
+    simulate_mount(monkeypatch, aside)
+    result = mt.run(params(home, "commit", keep=0), False)
+    assert (aside / "big.tar.bz2").read_bytes() == b"cache"
+    assert any("mount point" in line for line in result["report"]), result["report"]
+
+
+def test_an_unreadable_mount_table_keeps_what_it_would_delete(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mt.run(params(home, "begin"), False)
+    make_prefix(home / "miniforge3", "new")
+    monkeypatch.setattr(mt, "mount_points", lambda: None, raising=False)
+    result = mt.run(params(home, "commit", keep=0), False)
+    (kept,) = generations(home)
+    assert (home / "miniforge3.generations" / kept / "marker").read_text() == "old"
+    assert any("mount" in line for line in result["report"]), result["report"]
