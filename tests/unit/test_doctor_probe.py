@@ -554,6 +554,34 @@ def test_one_run_reads_the_path_interpreters_links_and_backups(machine: Machine,
     assert cj.undocumented_keys(dp, result) == []
 
 
+@pytest.mark.parametrize("case", ["gpu", "broken_driver", "no_gpu"])
+def test_nvidia_smi_runs_from_the_diagnosed_path_in_the_same_run(machine: Machine, run_module: Callable[..., Any],
+                                                                 case: str) -> None:
+    if case == "gpu":
+        machine.script("/usr/bin/nvidia-smi", "/bin/sh",
+                       'test "$*" = "--query-gpu=name,driver_version,memory.total --format=csv,noheader" || exit 2\n'
+                       'echo "Tesla T4, 535.104.05, 15360 MiB"\n')
+    elif case == "broken_driver":
+        machine.script("/usr/bin/nvidia-smi", "/bin/sh",
+                       'echo "Failed to initialize NVML: Driver/library version mismatch" >&2; exit 18\n')
+    failed, result = run_module(dp, {"commands": [], "reference": [], "path": machine.path("/usr/bin"), "gpu": True})
+    assert not failed, result
+    gpu = result["gpu"]
+    if case == "gpu":
+        assert (gpu["rc"], gpu["stdout_lines"]) == (0, ["Tesla T4, 535.104.05, 15360 MiB"])
+    elif case == "broken_driver":
+        assert (gpu["rc"], gpu["stderr"]) == (18, "Failed to initialize NVML: Driver/library version mismatch")
+    else:
+        assert (gpu["rc"], gpu["stdout"]) == (127, "")
+
+
+def test_nvidia_smi_is_not_run_unless_asked(machine: Machine, run_module: Callable[..., Any], tmp_path: Path) -> None:
+    machine.script("/usr/bin/nvidia-smi", "/bin/sh", "touch %s\n" % (tmp_path / "ran"))
+    failed, result = run_module(dp, {"commands": [], "reference": [], "path": machine.path("/usr/bin")})
+    assert not failed and result["gpu"] is None
+    assert not (tmp_path / "ran").exists()
+
+
 # Links, key modes and free space (doctor_files) -----------------------------------------
 @pytest.fixture
 def home_and_storage(tmp_path: Path) -> tuple[Path, Path]:

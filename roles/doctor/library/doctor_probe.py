@@ -10,7 +10,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.doctor_files import backup_facts
 from ansible.module_utils.doctor_files import gather as gather_files
-from ansible.module_utils.doctor_interpreters import Prober, gather, login_path, split_path
+from ansible.module_utils.doctor_interpreters import Prober, gather, login_path, nvidia_smi, split_path
 
 DOCUMENTATION = r"""
 ---
@@ -88,6 +88,11 @@ options:
       - The folder the link engine moves colliding home copies into; every entry under it that is not a
         directory is listed. A folder that is a link is not read.
     type: str
+  gpu:
+    description:
+      - Also run C(nvidia-smi), found on the diagnosed PATH, to list the GPUs; RV(gpu) holds its answer.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -337,6 +342,13 @@ backups:
       description: Every entry under it that is not a directory, sorted, as full paths.
       type: list
       elements: str
+gpu:
+  description: >-
+    What C(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader) said, with
+    C(rc), C(stdout), C(stdout_lines) and C(stderr); C(rc) is 127 when it is not on the PATH. Null
+    without O(gpu).
+  returned: always
+  type: dict
 changed:
   description: Always false; the module only reads.
   returned: always
@@ -358,6 +370,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "directories": {"type": "list", "elements": "str", "default": []},
     "free_space": {"type": "list", "elements": "str", "default": []},
     "backups": {"type": "str"},
+    "gpu": {"type": "bool", "default": False},
 }
 
 
@@ -377,7 +390,8 @@ def main() -> None:
     result = gather(params["commands"], path, params["reference"], Prober(module, path))
     result.update(gather_files(params))
     module.exit_json(changed=False, path_source=source, login_shell_error=error,
-                     backups=backup_facts(params["backups"]), **result)
+                     backups=backup_facts(params["backups"]),
+                     gpu=nvidia_smi(path) if params["gpu"] else None, **result)
 
 
 if __name__ == "__main__":

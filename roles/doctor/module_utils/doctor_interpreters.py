@@ -396,3 +396,22 @@ def login_path(shell: list[str], timeout: float = 120) -> tuple[str, str]:
     if done.returncode != 0:
         return "", "non-zero return code"
     return "", done.stderr.decode("utf-8", "replace").strip()
+
+
+NVIDIA_SMI_QUERY = ["--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]
+
+
+def nvidia_smi(path: str, timeout: float = 60) -> dict[str, Any]:
+    """What nvidia-smi, found on `path`, says about the GPUs; rc 127 when it is not there (as env says)."""
+    found = which_all("nvidia-smi", split_path(path))
+    if not found:
+        return {"rc": 127, "stdout": "", "stderr": "nvidia-smi: not found on PATH", "stdout_lines": []}
+    env = dict(os.environ, PATH=path)
+    try:
+        done = subprocess.run([found[0]] + NVIDIA_SMI_QUERY, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=timeout, check=False, env=env)
+    except (OSError, subprocess.SubprocessError) as error:
+        return {"rc": 126, "stdout": "", "stderr": str(error), "stdout_lines": []}
+    out = done.stdout.decode("utf-8", "replace").rstrip("\n")
+    return {"rc": done.returncode, "stdout": out, "stderr": done.stderr.decode("utf-8", "replace").rstrip("\n"),
+            "stdout_lines": out.splitlines()}
