@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """reforge's one link engine: keep home entries on persistent storage and link them back.
 
 Stdlib only. The storage_link module imports it, and pre-run.sh runs the very same

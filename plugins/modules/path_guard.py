@@ -69,8 +69,11 @@ path:
   returned: always
   type: str
 exists:
-  description: Whether anything exists at the path (a broken link counts).
-  returned: always
+  description:
+    - Whether anything exists at the path (a broken link counts).
+    - Not returned by the playbooks' controller-side prefix check (rule C(prefix) with O(home) given, see
+      C(plugins/action/path_guard.py)), which never reaches the host.
+  returned: when the module runs on the host
   type: bool
 """
 
@@ -191,6 +194,15 @@ def conda_dir_problem(path: str, home: str, uid: int) -> Optional[str]:
 
 def check(path: str, variable: str, rule: str, home: str, uid: int) -> dict[str, Any]:
     """Raise ValueError with the refusal, or return the result."""
+    expanded = checked_path(path, variable, rule, home, uid)
+    return {"path": expanded, "exists": os.path.lexists(expanded)}
+
+
+def checked_path(path: str, variable: str, rule: str, home: str, uid: int) -> str:
+    """The path with a leading ~ or $HOME expanded; ValueError with the refusal when the rule refuses it.
+
+    The prefix rule reads only the two strings, so the collection's action plugin (plugins/action/path_guard.py) applies it on the
+    controller with this very function."""
     expanded = expand_home(path, home)
     if rule == "prefix":
         problem = prefix_problem(expanded)
@@ -203,7 +215,7 @@ def check(path: str, variable: str, rule: str, home: str, uid: int) -> dict[str,
         raise ValueError(f"Refusing prefix {path!r} ({variable}): {problem}.")
     if problem:
         raise ValueError(f"Refusing {variable} {path!r}: {problem}.")
-    return {"path": expanded, "exists": os.path.lexists(expanded)}
+    return expanded
 
 
 def main() -> None:

@@ -137,7 +137,8 @@ def test_none_source_keeps_the_key_that_is_there_and_fixes_its_modes(scenario: S
     before = scenario.states["new"]["none_source"]
 
     assert (before[".ssh/"], before[".ssh/id_ed25519"][:4], before[".ssh/id_ed25519.pub"][:4]) == ("0755", "0644", "0600")
-    assert scenario.runs["converge"].host("none_source").changed >= 3, "the directory and both key files changed mode"
+    # One ssh_dir task sets the directory's and both key files' modes, and reports the change.
+    assert scenario.runs["converge"].host("none_source").changed >= 1, "the mode changes were not reported"
     assert scenario.states["converge"]["none_source"][".ssh/"] == "0700"
     assert file_state(scenario, "converge", "none_source", "id_ed25519") == ("0600", digest(host.controller_key))
     assert file_state(scenario, "converge", "none_source", "id_ed25519.pub") == ("0644", digest(host.controller_public_key))

@@ -1,8 +1,10 @@
-"""Unit tests of plugins/modules/python_interpreters.py.
+"""Unit tests of plugins/modules/doctor_probe.py and the module_utils it runs
+(plugins/module_utils/doctor_interpreters.py and doctor_files.py).
 
 Commands, scripts and shebangs are real files in a temporary tree; only running an
 interpreter (`run_command`) is replaced, by answers in the probe's own output format.
-The probe itself is run for real once, with the Python running the tests.
+The probe itself is run for real once, with the Python running the tests, and the
+login shell is a real script that prints noise, as profile files do.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any, Callable, Optional
 import pytest
 
 from ansible.module_utils import basic
-from ansible_collections.reforge.workstation.plugins.modules import python_interpreters as pi
+from ansible_collections.reforge.workstation.plugins.module_utils import doctor_files as ff
+from ansible_collections.reforge.workstation.plugins.module_utils import doctor_interpreters as pi
+from ansible_collections.reforge.workstation.plugins.modules import doctor_probe as dp
 
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 56
 
@@ -130,7 +134,7 @@ def gather(machine: Machine, run_module: Callable[..., tuple[bool, dict[str, Any
     """Run the module on the fake machine; return its result (it must not fail or change)."""
 
     def run(path: str, check_mode: bool = False, **args: Any) -> dict[str, Any]:
-        failed, result = run_module(pi, dict(args, path=path), check_mode=check_mode)
+        failed, result = run_module(dp, dict(args, path=path), check_mode=check_mode)
         assert not failed, result
         assert result["changed"] is False
         return result
@@ -144,16 +148,16 @@ def by_check(result: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 # The module's interface -------------------------------------------------------------
 def test_the_documentation_matches_the_argument_spec(cj: Any) -> None:
-    assert cj.documentation_problems(pi) == []
+    assert cj.documentation_problems(dp) == []
 
 
 def test_every_returned_key_is_documented(machine: Machine, gather: Callable[..., dict[str, Any]], cj: Any) -> None:
     machine.binary("/usr/bin/python3", prefix="/usr")
     result = gather(machine.path("/usr/bin"))
-    assert cj.undocumented_keys(pi, result) == []
+    assert cj.undocumented_keys(dp, result) == []
     import yaml
 
-    documented = yaml.safe_load(pi.RETURN)["commands"]["contains"]
+    documented = yaml.safe_load(dp.RETURN)["commands"]["contains"]
     for info in result["commands"].values():
         assert sorted(set(info) - set(documented)) == []
         if info["python"]:
@@ -161,7 +165,7 @@ def test_every_returned_key_is_documented(machine: Machine, gather: Callable[...
 
 
 def test_an_empty_path_is_refused(machine: Machine, run_module: Callable[..., Any]) -> None:
-    failed, result = run_module(pi, {"path": ":"})
+    failed, result = run_module(dp, {"path": ":"})
     assert failed
     assert "PATH to search is empty" in result["msg"]
     assert machine.calls == []
@@ -440,7 +444,219 @@ def test_the_module_reads_the_remote_path_when_none_is_given(machine: Machine, r
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     python3 = machine.binary("/usr/bin/python3")
     monkeypatch.setenv("PATH", machine.path("/usr/bin"))
-    failed, result = run_module(pi, {"commands": ["python3"]})
+    failed, result = run_module(dp, {"commands": ["python3"]})
     assert not failed
     assert result["path"] == machine.path("/usr/bin")
     assert result["reference_interpreter"] == python3
+
+
+def login_shell(machine: Machine, body: str) -> str:
+    """A shell wrapper as a login shell behaves: its profile prints noise and changes PATH, then it runs -c."""
+    return machine.script("/bin/fakeshell", "/bin/sh", body + 'exec /bin/sh "$@"\n')
+
+
+def test_the_path_comes_from_the_login_shell_and_its_noise_is_ignored(machine: Machine, run_module: Callable[..., Any],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    python3 = machine.binary("/usr/bin/python3")
+    other = machine.binary("/opt/other/bin/python3", prefix="/opt/other")
+    shell = login_shell(machine, 'echo "Welcome to the machine"\necho "__REFORGE_PATH__=/not/this" >&2\n'
+                                 'PATH=%s; export PATH\n' % machine.path("/opt/other/bin", "/usr/bin"))
+    monkeypatch.setenv("PATH", machine.path("/usr/bin") + ":/usr/bin:/bin")
+    failed, result = run_module(dp, {"commands": ["python3"], "login_shell": [shell], "path": ""})
+    assert not failed, result
+    assert (result["path_source"], result["login_shell_error"]) == ("login_shell", "")
+    assert result["path"] == machine.path("/opt/other/bin", "/usr/bin")
+    assert result["reference_interpreter"] == other != python3
+
+
+def test_a_given_path_does_not_start_the_login_shell(machine: Machine, run_module: Callable[..., Any],
+                                                     tmp_path: Path) -> None:
+    machine.binary("/usr/bin/python3")
+    shell = login_shell(machine, "touch %s\n" % (tmp_path / "shell-ran"))
+    failed, result = run_module(dp, {"commands": ["python3"], "login_shell": [shell], "path": machine.path("/usr/bin")})
+    assert not failed
+    assert (result["path_source"], result["path"]) == ("given", machine.path("/usr/bin"))
+    assert not (tmp_path / "shell-ran").exists()
+
+
+@pytest.mark.parametrize("case", ["fails", "missing"])
+def test_a_login_shell_without_a_path_falls_back_to_the_remote_path_and_says_why(
+        machine: Machine, run_module: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    machine.binary("/usr/bin/python3")
+    monkeypatch.setenv("PATH", machine.path("/usr/bin") + ":/usr/bin:/bin")
+    shell = login_shell(machine, "echo broken profile >&2; exit 3\n") if case == "fails" else machine.p("/bin/nosh")
+    failed, result = run_module(dp, {"commands": ["python3"], "login_shell": [shell, "-l"]})
+    assert not failed, result
+    assert result["path_source"] == "remote"
+    assert result["path"] == machine.path("/usr/bin") + ":/usr/bin:/bin"
+    if case == "fails":
+        assert result["login_shell_error"] == "non-zero return code"
+    else:
+        assert "No such file or directory" in result["login_shell_error"]
+
+
+def test_the_backups_are_listed_without_following_a_link(tmp_path: Path) -> None:
+    backup = tmp_path / "backup"
+    (backup / "20260101T000000Z" / "root" / ".local" / "bin").mkdir(parents=True)
+    (backup / "20260101T000000Z" / "root" / ".local" / "bin" / "tool").write_text("x")
+    (backup / "20260101T000000Z" / "root" / ".bash_history").write_text("x")
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    (outside / "deep" / "secret").write_text("x")
+    (backup / "20260101T000000Z" / "root" / ".config").symlink_to(outside)
+    result = ff.backup_facts(str(backup))
+    assert result["isdir"] is True
+    root = backup / "20260101T000000Z" / "root"
+    assert result["files"] == [str(root / ".bash_history"), str(root / ".config"), str(root / ".local/bin/tool")]
+    alias = tmp_path / "backup-alias"
+    alias.symlink_to(backup)
+    assert ff.backup_facts(str(alias)) == {"path": str(alias), "isdir": False, "files": []}
+    assert ff.backup_facts(str(tmp_path / "absent")) == {"path": str(tmp_path / "absent"), "isdir": False,
+                                                         "files": []}
+
+
+def test_one_run_reads_the_path_interpreters_links_and_backups(machine: Machine, run_module: Callable[..., Any],
+                                                                tmp_path: Path, cj: Any) -> None:
+    python3 = machine.binary("/usr/bin/python3")
+    shell = login_shell(machine, "PATH=%s; export PATH\n" % machine.path("/usr/bin"))
+    home, storage = tmp_path / "home", tmp_path / "storage"
+    (storage / ".reforge" / "backup" / "x").mkdir(parents=True)
+    (storage / ".reforge" / "backup" / "x" / "old").write_text("x")
+    (storage / ".local").mkdir()
+    home.mkdir()
+    (home / ".local").symlink_to(storage / ".local")
+    failed, result = run_module(dp, {"commands": ["python3"], "login_shell": [shell], "links": [".local"],
+                                     "links_from": str(home), "links_to": str(storage),
+                                     "backups": str(storage / ".reforge" / "backup")}, check_mode=True)
+    assert not failed and result["changed"] is False
+    assert result["reference_interpreter"] == python3
+    assert [(link["name"], link["state"]) for link in result["links"]] == [(".local", "linked")]
+    assert result["backups"]["files"] == [str(storage / ".reforge" / "backup" / "x" / "old")]
+    assert cj.undocumented_keys(dp, result) == []
+
+
+@pytest.mark.parametrize("case", ["gpu", "broken_driver", "no_gpu"])
+def test_nvidia_smi_runs_from_the_diagnosed_path_in_the_same_run(machine: Machine, run_module: Callable[..., Any],
+                                                                 case: str) -> None:
+    if case == "gpu":
+        machine.script("/usr/bin/nvidia-smi", "/bin/sh",
+                       'test "$*" = "--query-gpu=name,driver_version,memory.total --format=csv,noheader" || exit 2\n'
+                       'echo "Tesla T4, 535.104.05, 15360 MiB"\n')
+    elif case == "broken_driver":
+        machine.script("/usr/bin/nvidia-smi", "/bin/sh",
+                       'echo "Failed to initialize NVML: Driver/library version mismatch" >&2; exit 18\n')
+    failed, result = run_module(dp, {"commands": [], "reference": [], "path": machine.path("/usr/bin"), "gpu": True})
+    assert not failed, result
+    gpu = result["gpu"]
+    if case == "gpu":
+        assert (gpu["rc"], gpu["stdout_lines"]) == (0, ["Tesla T4, 535.104.05, 15360 MiB"])
+    elif case == "broken_driver":
+        assert (gpu["rc"], gpu["stderr"]) == (18, "Failed to initialize NVML: Driver/library version mismatch")
+    else:
+        assert (gpu["rc"], gpu["stdout"]) == (127, "")
+
+
+def test_nvidia_smi_is_not_run_unless_asked(machine: Machine, run_module: Callable[..., Any], tmp_path: Path) -> None:
+    machine.script("/usr/bin/nvidia-smi", "/bin/sh", "touch %s\n" % (tmp_path / "ran"))
+    failed, result = run_module(dp, {"commands": [], "reference": [], "path": machine.path("/usr/bin")})
+    assert not failed and result["gpu"] is None
+    assert not (tmp_path / "ran").exists()
+
+
+# Links, key modes and free space (doctor_files) -----------------------------------------
+@pytest.fixture
+def home_and_storage(tmp_path: Path) -> tuple[Path, Path]:
+    """Every state a home entry can be in, relative to the storage volume."""
+    home, storage = tmp_path / "home", tmp_path / "storage"
+    (storage / ".local").mkdir(parents=True)
+    (storage / ".gitconfig").write_text("[user]\n")
+    (storage / ".config").mkdir()
+    home.mkdir()
+    (home / ".local").symlink_to(storage / ".local")  # linked
+    (home / ".gitconfig").symlink_to("../storage/.gitconfig")  # linked, relative
+    (home / ".ssh").symlink_to(storage / ".ssh")  # dangling
+    (home / ".config").mkdir()  # real
+    (home / ".conda").symlink_to(tmp_path)  # wrong
+    return home, storage
+
+
+def test_each_link_gets_its_state(home_and_storage: tuple[Path, Path], run_module: Callable[..., Any]) -> None:
+    home, storage = home_and_storage
+    names = [".local", ".gitconfig", ".ssh", ".config", ".conda", ".kaggle"]
+    failed, result = run_module(dp, {"links": names, "links_from": str(home), "links_to": str(storage),
+                                     "commands": [], "reference": [], "path": "/usr/bin"},
+                                check_mode=True)
+    assert not failed
+    assert result["changed"] is False and result["links_to_exists"] is True
+    states = {entry["name"]: (entry["state"], entry["kind"]) for entry in result["links"]}
+    assert states == {
+        ".local": ("linked", "link"),
+        ".gitconfig": ("linked", "link"),
+        ".ssh": ("dangling", "link"),
+        ".config": ("real", "directory"),
+        ".conda": ("wrong", "link"),
+        ".kaggle": ("missing", "missing"),
+    }
+    by_name = {entry["name"]: entry for entry in result["links"]}
+    assert by_name[".gitconfig"]["link_target"] == "../storage/.gitconfig"
+    assert by_name[".conda"]["realpath"] == str(home.parent)
+    assert by_name[".local"]["target"] == str(storage / ".local")
+
+
+def test_links_into_storage_reached_through_a_symlink_count(home_and_storage: tuple[Path, Path]) -> None:
+    home, storage = home_and_storage
+    alias = storage.parent / "storage-alias"
+    alias.symlink_to(storage)
+    result = ff.gather({"links": [".local"], "links_from": str(home), "links_to": str(alias),
+                        "directories": [], "free_space": []})
+    assert result["links"][0]["state"] == "linked"
+
+
+def test_no_link_is_checked_without_the_storage_volume(tmp_path: Path) -> None:
+    result = ff.gather({"links": [".local"], "links_from": str(tmp_path), "links_to": str(tmp_path / "storage"),
+                        "directories": [], "free_space": []})
+    assert result["links_to_exists"] is False
+    assert result["links"] == []
+
+
+def test_links_without_a_storage_directory_are_refused(run_module: Callable[..., Any]) -> None:
+    failed, result = run_module(dp, {"links": [".local"], "commands": [], "reference": []})
+    assert failed
+    assert "links needs links_to" in result["msg"]
+
+
+def test_the_modes_of_the_key_files_are_read_but_not_their_content(tmp_path: Path) -> None:
+    ssh = tmp_path / ".ssh"
+    ssh.mkdir(mode=0o755)
+    ssh.chmod(0o755)
+    for name, mode in (("id_ed25519", 0o644), ("id_ed25519.pub", 0o644), ("config", 0o600)):
+        (ssh / name).write_text("secret material" if name == "id_ed25519" else "public")
+        (ssh / name).chmod(mode)
+    (ssh / "sockets").mkdir()
+    linked = tmp_path / "ssh-link"
+    linked.symlink_to(ssh)
+    result = ff.gather({"links": [], "links_from": None, "links_to": None,
+                        "directories": [str(linked), str(tmp_path / "absent")], "free_space": []})
+    present, absent = result["directories"]
+    assert (present["exists"], present["mode"]) == (True, "0755")
+    assert present["files"] == [
+        {"name": "config", "path": str(linked / "config"), "mode": "0600"},
+        {"name": "id_ed25519", "path": str(linked / "id_ed25519"), "mode": "0644"},
+        {"name": "id_ed25519.pub", "path": str(linked / "id_ed25519.pub"), "mode": "0644"},
+    ]
+    assert "secret" not in json.dumps(result)
+    assert absent == {"path": str(tmp_path / "absent"), "exists": False, "mode": None, "files": []}
+
+
+def test_free_space_is_that_of_the_paths_file_system(tmp_path: Path) -> None:
+    result = ff.gather({"links": [], "links_from": None, "links_to": None, "directories": [],
+                        "free_space": [str(tmp_path), str(tmp_path / "absent")]})
+    present, absent = result["free_space"]
+    usage = os.statvfs(tmp_path)
+    assert present["exists"] is True
+    assert abs(present["free_bytes"] - usage.f_bavail * usage.f_frsize) < 64 * 1024 * 1024
+    assert present["total_bytes"] == usage.f_blocks * usage.f_frsize
+    assert os.path.ismount(present["mount"])
+    assert str(tmp_path).startswith(present["mount"])
+    assert absent == {"path": str(tmp_path / "absent"), "exists": False, "mount": None, "free_bytes": None,
+                      "total_bytes": None}

@@ -1,5 +1,8 @@
-#!/usr/bin/python
-"""Read-only facts about which Python each command on PATH runs, and the mismatches between them."""
+# -*- coding: utf-8 -*-
+# Copyright: reforge contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which Python each command on a PATH runs, and the mismatches between them: the doctor's interpreter
+checks, shared by its modules."""
 
 from __future__ import annotations
 
@@ -7,209 +10,10 @@ import json
 import os
 import re
 import shlex
+import subprocess
 from typing import Any, Optional
 
 from ansible.module_utils.basic import AnsibleModule
-
-DOCUMENTATION = r"""
----
-module: python_interpreters
-short_description: Find which Python interpreter each Python command on PATH runs
-description:
-  - Resolves each command (C(python), C(python3), C(ipython), C(jupyter), C(pip), C(pip3) by default)
-    on a PATH, the way a shell would, and finds the interpreter behind it. A script's interpreter
-    comes from its shebang line, following C(#!/usr/bin/env python3) through the same PATH and
-    the C(exec) trick pip writes for long paths.
-  - Runs each interpreter once to read its version, C(sys.prefix), whether the user site
-    directory is enabled and on C(sys.path), and where C(pip install --user) would install.
-  - Compares every command with the reference interpreter (C(python), else C(python3)) and
-    returns findings that name both interpreters, the consequence for C(pip install --user),
-    and a fix.
-  - Never changes anything.
-options:
-  commands:
-    description: Command names to resolve on O(path), in report order.
-    type: list
-    elements: str
-    default: [python, python3, ipython, jupyter, pip, pip3]
-  path:
-    description:
-      - The PATH to resolve the commands on, as a colon-separated string.
-      - Defaults to the PATH of the module's environment, which is usually not the one a terminal
-        gets; pass the login shell's PATH (C(bash -lic 'echo $PATH')) to see what the user sees.
-    type: str
-  reference:
-    description:
-      - Commands that may serve as the reference interpreter; the first one found on O(path) that
-        runs is the one every other command is compared with.
-    type: list
-    elements: str
-    default: [python, python3]
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-author: reforge
-"""
-
-EXAMPLES = r"""
-- name: Read the PATH a new terminal gets
-  ansible.builtin.command:
-    argv: [bash, -lic, 'printf "%s" "$PATH"']
-  register: __login_path
-  changed_when: false
-  check_mode: false
-
-- name: Find which Python each command runs
-  python_interpreters:
-    path: "{{ __login_path.stdout }}"
-  register: __interpreters
-
-- name: Only compare ipython and pip with python3
-  python_interpreters:
-    commands: [python3, ipython, pip3]
-    reference: [python3]
-"""
-
-RETURN = r"""
-path:
-  description: The PATH the commands were resolved on.
-  returned: always
-  type: str
-  sample: /usr/local/bin:/usr/bin:/bin
-reference:
-  description: The command every other one is compared with; null when no reference command runs.
-  returned: always
-  type: str
-  sample: python3
-reference_interpreter:
-  description: The interpreter the reference command runs (its C(sys.executable)); null without a reference.
-  returned: always
-  type: str
-  sample: /usr/bin/python3
-commands:
-  description: What each command resolves to, by command name.
-  returned: always
-  type: dict
-  contains:
-    name:
-      description: The command name.
-      type: str
-    found:
-      description: Whether the command is on the PATH.
-      type: bool
-    path:
-      description: The first executable of that name on the PATH (what the shell runs); null when not found.
-      type: str
-    realpath:
-      description: O(path) with every symlink resolved.
-      type: str
-    all_paths:
-      description: Every executable of that name on the PATH, in PATH order; the later ones are shadowed.
-      type: list
-      elements: str
-    kind:
-      description: >-
-        C(binary) (run directly, as an interpreter), C(script) (a shebang naming an interpreter),
-        C(wrapper) (a script whose shebang is not Python, for example a shell shim), or C(missing).
-      type: str
-    shebang:
-      description: The script's first line without C(#!); null for a binary.
-      type: str
-    shim_target:
-      description: For a pyenv shim, the executable C(pyenv which) names; null otherwise.
-      type: str
-    interpreter:
-      description: The interpreter the command runs, as resolved from the shebang or the command itself.
-      type: str
-    python:
-      description: What the interpreter reported about itself; null when it could not be run.
-      type: dict
-      contains:
-        executable:
-          description: C(sys.executable).
-          type: str
-        realpath:
-          description: C(sys.executable) with every symlink resolved.
-          type: str
-        version:
-          description: The full Python version, for example C(3.11.2).
-          type: str
-        prefix:
-          description: C(sys.prefix).
-          type: str
-        base_prefix:
-          description: C(sys.base_prefix) (differs from the prefix in a virtual environment).
-          type: str
-        in_virtualenv:
-          description: Whether the interpreter runs in a virtual environment.
-          type: bool
-        user_site_enabled:
-          description: C(site.ENABLE_USER_SITE); null when Python disabled it for a setuid process.
-          type: bool
-        user_site:
-          description: The user site directory, where C(pip install --user) installs for this interpreter.
-          type: str
-        user_site_exists:
-          description: Whether the user site directory exists.
-          type: bool
-        user_site_on_path:
-          description: Whether the user site directory is on C(sys.path).
-          type: bool
-        purelib:
-          description: Where C(pip install) without C(--user) installs for this interpreter.
-          type: str
-        externally_managed:
-          description: Whether the interpreter is marked EXTERNALLY-MANAGED (PEP 668), so pip refuses to install.
-          type: bool
-    error:
-      description: Why the interpreter could not be identified; null when it could.
-      type: str
-    same_interpreter_as_reference:
-      description: Whether the command runs the reference interpreter (same executable and prefix).
-      type: bool
-    pip_user_site:
-      description: For pip commands, where C(pip install --user) installs (the user site of pip's interpreter).
-      type: str
-findings:
-  description: >-
-    One finding per command, in the order of O(commands): C(OK), C(WARN) or C(FAIL), or C(SKIP)
-    for a command that is not on the PATH. A problem carries a cause and a fix sentence.
-  returned: always
-  type: list
-  elements: dict
-  contains:
-    check:
-      description: The command name.
-      type: str
-    status:
-      description: OK, WARN, FAIL or SKIP.
-      type: str
-    detail:
-      description: What was found, naming the interpreters.
-      type: str
-    cause:
-      description: Why it is a problem; empty when it is not.
-      type: str
-    fix:
-      description: What to do about it; empty when nothing needs doing.
-      type: str
-changed:
-  description: Always false; the module only reads.
-  returned: always
-  type: bool
-"""
-
-ARGUMENT_SPEC: dict[str, Any] = {
-    "commands": {
-        "type": "list",
-        "elements": "str",
-        "default": ["python", "python3", "ipython", "jupyter", "pip", "pip3"],
-    },
-    "path": {"type": "str"},
-    "reference": {"type": "list", "elements": "str", "default": ["python", "python3"]},
-}
 
 MARKER = "__REFORGE_PYTHON_PROBE__"
 
@@ -573,16 +377,44 @@ def gather(commands: list[str], path: str, references: list[str], prober: Prober
     }
 
 
-def main() -> None:
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    path = module.params["path"]
-    if path is None:
-        path = os.environ.get("PATH", os.defpath)
-    if not split_path(path):
-        module.fail_json(msg="The PATH to search is empty, so no command can be resolved.")
-    result = gather(module.params["commands"], path, module.params["reference"], Prober(module, path))
-    module.exit_json(changed=False, **result)
+PATH_MARKER = "__REFORGE_PATH__="
+# $PATH is for the shell to expand, after its profile files ran; the marker lets whatever they print be ignored.
+PATH_SCRIPT = "printf '\\n%s%%s\\n' \"$PATH\"" % PATH_MARKER
 
 
-if __name__ == "__main__":
-    main()
+def login_path(shell: list[str], timeout: float = 120) -> tuple[str, str]:
+    """The PATH a new terminal gets: start the shell as `shell` says and read what it prints after the marker.
+
+    Returns (path, error); path is empty when the shell did not print one, and error says why.
+    """
+    try:
+        done = subprocess.run(shell + ["-c", PATH_SCRIPT], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=timeout, check=False)
+    except (OSError, subprocess.SubprocessError) as error:
+        return "", str(error)
+    out = done.stdout.decode("utf-8", "replace")
+    found = [line[len(PATH_MARKER):] for line in out.splitlines() if line.startswith(PATH_MARKER)]
+    if found and found[-1]:
+        return found[-1], ""
+    if done.returncode != 0:
+        return "", "non-zero return code"
+    return "", done.stderr.decode("utf-8", "replace").strip()
+
+
+NVIDIA_SMI_QUERY = ["--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]
+
+
+def nvidia_smi(path: str, timeout: float = 60) -> dict[str, Any]:
+    """What nvidia-smi, found on `path`, says about the GPUs; rc 127 when it is not there (as env says)."""
+    found = which_all("nvidia-smi", split_path(path))
+    if not found:
+        return {"rc": 127, "stdout": "", "stderr": "nvidia-smi: not found on PATH", "stdout_lines": []}
+    env = dict(os.environ, PATH=path)
+    try:
+        done = subprocess.run([found[0]] + NVIDIA_SMI_QUERY, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=timeout, check=False, env=env)
+    except (OSError, subprocess.SubprocessError) as error:
+        return {"rc": 126, "stdout": "", "stderr": str(error), "stdout_lines": []}
+    out = done.stdout.decode("utf-8", "replace").rstrip("\n")
+    return {"rc": done.returncode, "stdout": out, "stderr": done.stderr.decode("utf-8", "replace").rstrip("\n"),
+            "stdout_lines": out.splitlines()}
