@@ -10,6 +10,7 @@ import os
 import stat
 from typing import Any, Optional
 
+
 def kind_of(mode: int) -> str:
     if stat.S_ISLNK(mode):
         return "link"

@@ -455,8 +455,8 @@ def login_shell(machine: Machine, body: str) -> str:
     return machine.script("/bin/fakeshell", "/bin/sh", body + 'exec /bin/sh "$@"\n')
 
 
-def test_the_path_comes_from_the_login_shell_and_its_noise_is_ignored(machine: Machine, run_module: Callable[..., Any],
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_path_comes_from_the_login_shell_and_its_noise_is_ignored(
+        machine: Machine, run_module: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
     python3 = machine.binary("/usr/bin/python3")
     other = machine.binary("/opt/other/bin/python3", prefix="/opt/other")
     shell = login_shell(machine, 'echo "Welcome to the machine"\necho "__REFORGE_PATH__=/not/this" >&2\n'
@@ -515,8 +515,8 @@ def test_the_backups_are_listed_without_following_a_link(tmp_path: Path) -> None
                                                          "files": []}
 
 
-def test_one_run_reads_the_path_interpreters_links_and_backups(machine: Machine, run_module: Callable[..., Any],
-                                                                tmp_path: Path, cj: Any) -> None:
+def test_one_run_reads_the_path_interpreters_links_and_backups(
+        machine: Machine, run_module: Callable[..., Any], tmp_path: Path, cj: Any) -> None:
     python3 = machine.binary("/usr/bin/python3")
     shell = login_shell(machine, "PATH=%s; export PATH\n" % machine.path("/usr/bin"))
     home, storage = tmp_path / "home", tmp_path / "storage"

@@ -143,8 +143,8 @@ def test_modes_are_fixed_on_files_and_directory(home: Path, run_module: Run) -> 
     assert (ssh / "id_ed25519").read_text() == "x\n"
 
 
-def test_a_dot_ssh_link_to_a_real_directory_is_kept_and_its_target_gets_the_mode(tmp_path: Path, home: Path,
-                                                                                   run_module: Run) -> None:
+def test_a_dot_ssh_link_to_a_real_directory_is_kept_and_its_target_gets_the_mode(
+        tmp_path: Path, home: Path, run_module: Run) -> None:
     storage = tmp_path / "storage"
     (storage / ".ssh").mkdir(parents=True)
     (storage / ".ssh").chmod(0o755)
