@@ -12,16 +12,19 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from reforge import __version__
 from reforge.errors import RunError, UsageError
-from reforge.extravars import load_extra_vars
-from reforge.progress import Progress
 from reforge.project import COMMANDS, DEFAULT_INVENTORIES, find_project
-from reforge.runner import RunRequest, TaskCounts, run, state_dir
 from reforge.secrets import Scrubber
-from reforge.summary import Recorder, build_summary, render_json, render_text
+
+if TYPE_CHECKING:
+    from reforge.runner import RunRequest
+
+# The modules that prepare and run a playbook (and through them ansible_runner and
+# ansible, most of the start-up time) are imported by the functions that use them:
+# help and refused input answer without them (tests/cli/test_cli_imports.py).
 
 RUN_ERROR = 1
 USAGE_ERROR = 2
@@ -95,6 +98,9 @@ def _inventories(values: list[str], cwd: Path) -> list[str]:
 
 
 def _request(args: argparse.Namespace, environ: Mapping[str, str], cwd: Path) -> tuple[RunRequest, Scrubber]:
+    from reforge.extravars import load_extra_vars  # pylint: disable=import-outside-toplevel
+    from reforge.runner import RunRequest  # pylint: disable=import-outside-toplevel,redefined-outer-name
+
     project = find_project(args.project, environ, cwd)
     playbook = project.playbook(args.command)
     inventories = _inventories(args.inventory, cwd)
@@ -157,6 +163,10 @@ def _progress_stream(as_json: bool) -> TextIO | None:
 def _run(request: RunRequest, scrubber: Scrubber, as_json: bool, environ: Mapping[str, str],
          handler: Any) -> tuple[int, Any, bool]:
     """One playbook run under `handler` for the stop signals: (rc, summary, interrupted)."""
+    from reforge.progress import Progress  # pylint: disable=import-outside-toplevel
+    from reforge.runner import TaskCounts, run, state_dir  # pylint: disable=import-outside-toplevel
+    from reforge.summary import Recorder, build_summary  # pylint: disable=import-outside-toplevel
+
     counts = TaskCounts(state_dir(environ) / "task-counts.json")
     stream = _progress_stream(as_json)
     progress = None
@@ -199,6 +209,8 @@ def _rollback_request(request: RunRequest) -> RunRequest:
 
 
 def _execute(request: RunRequest, scrubber: Scrubber, as_json: bool, environ: Mapping[str, str]) -> int:
+    from reforge.summary import render_json, render_text  # pylint: disable=import-outside-toplevel
+
     rc, summary, interrupted = _run(request, scrubber, as_json, environ, Interrupt())
     rollback = None
     if interrupted and request.command in ROLLED_BACK_ON_INTERRUPT and "--check" not in request.cmdline:
@@ -239,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _make_state_dir(environ: Mapping[str, str]) -> None:
+    from reforge.runner import state_dir  # pylint: disable=import-outside-toplevel
+
     path = state_dir(environ)
     try:
         path.mkdir(parents=True, exist_ok=True)

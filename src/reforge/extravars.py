@@ -14,32 +14,41 @@ from __future__ import annotations
 import json
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
-
-import yaml
-from ansible.errors import AnsibleError
-from ansible.parsing.splitter import parse_kv
+from typing import TYPE_CHECKING, Any
 
 from reforge.errors import UsageError
 from reforge.secrets import secret_values
 
+if TYPE_CHECKING:
+    import yaml
+
 VAULT_HEADER = "$ANSIBLE_VAULT"
 
 
-class _TolerantLoader(yaml.SafeLoader):
+# yaml and ansible are imported where they are needed, not at the top: `reforge
+# --help` and the refusals that need neither stay fast (tests/cli/test_cli_imports.py).
+@cache
+def _tolerant_loader() -> type[yaml.SafeLoader]:
     """SafeLoader that reads Ansible's tags (!vault, !unsafe) as plain data."""
+    import yaml  # pylint: disable=import-outside-toplevel,redefined-outer-name
+
+    class TolerantLoader(yaml.SafeLoader):  # pylint: disable=too-many-ancestors
+        pass
+
+    TolerantLoader.add_multi_constructor("!", _construct_tagged)
+    return TolerantLoader
 
 
 def _construct_tagged(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
+    import yaml  # pylint: disable=import-outside-toplevel,redefined-outer-name
+
     if isinstance(node, yaml.MappingNode):
         return loader.construct_mapping(node, deep=True)
     if isinstance(node, yaml.SequenceNode):
         return loader.construct_sequence(node, deep=True)
     return loader.construct_scalar(node)
-
-
-_TolerantLoader.add_multi_constructor("!", _construct_tagged)
 
 
 @dataclass
@@ -59,8 +68,10 @@ def _yaml_error(error: yaml.YAMLError) -> str:
 
 
 def _load_mapping(text: str, origin: str) -> dict[str, Any]:
+    import yaml  # pylint: disable=import-outside-toplevel,redefined-outer-name
+
     try:
-        data = yaml.load(text, Loader=_TolerantLoader)
+        data = yaml.load(text, Loader=_tolerant_loader())
     except yaml.YAMLError as error:
         raise UsageError(f"{origin} is not valid YAML or JSON: {_yaml_error(error)}") from None
     if data is None:
@@ -89,6 +100,9 @@ def _read_file(value: str, cwd: Path) -> tuple[str, dict[str, Any]]:
 def _parse_inline(value: str) -> dict[str, Any]:
     if value.lstrip().startswith(("{", "[")):
         return _load_mapping(value, "an -e value")
+    from ansible.errors import AnsibleError  # pylint: disable=import-outside-toplevel
+    from ansible.parsing.splitter import parse_kv  # pylint: disable=import-outside-toplevel
+
     try:
         pairs: dict[str, Any] = parse_kv(value)
     except AnsibleError:

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from reforge.errors import UsageError
 
 PROJECT_ENV = "REFORGE_PROJECT"
@@ -45,6 +43,9 @@ class Project:
 
     def secret_options(self) -> set[str]:
         """Names of the role options that the roles' argument specs mark `no_log: true`."""
+        # Imported when a run is prepared, not at the top: help stays fast.
+        import yaml  # pylint: disable=import-outside-toplevel
+
         names: set[str] = set()
         for spec_file in sorted(self.root.glob("roles/*/meta/argument_specs.yml")):
             try:

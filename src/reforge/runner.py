@@ -26,16 +26,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import ansible_runner
-from ansible_runner.exceptions import AnsibleRunnerException
-from ansible_runner.interface import init_runner
+from typing import TYPE_CHECKING, Any
 
 from reforge.errors import RunError, UsageError
 from reforge.extravars import file_text, load_extra_vars
 from reforge.project import Project
 from reforge.secrets import Scrubber
+
+if TYPE_CHECKING:
+    import ansible_runner
 
 KEEP_RUNS = 20
 # What the run may see of the caller's environment: locale, terminal, home and user,
@@ -289,6 +288,11 @@ def _keeping(handler: EventHandler) -> Callable[[Mapping[str, Any]], bool]:
 
 def _start(request: RunRequest, data_dir: str, artifacts_root: Path, envvars: dict[str, str],
            environ: Mapping[str, str], handler: EventHandler, cancel: Callable[[], bool]) -> ansible_runner.Runner:
+    # Imported only when a playbook runs: ansible_runner loads ansible, most of the
+    # command's start-up time, which help and refused input do without.
+    from ansible_runner.exceptions import AnsibleRunnerException  # pylint: disable=import-outside-toplevel
+    from ansible_runner.interface import init_runner  # pylint: disable=import-outside-toplevel
+
     cmdline = private_extra_vars(request.cmdline, Path(data_dir))
     try:
         runner = init_runner(
