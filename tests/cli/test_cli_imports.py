@@ -57,7 +57,7 @@ def project(tmp_path: Path) -> Path:
     (["converge", "-e", "@missing-vars.yml"], 2, "cannot read extra vars file missing-vars.yml"),
     (["converge", "-e", "{not: [valid"], 2, "not valid YAML or JSON"),
     (["converge", "-e", "[1, 2]"], 2, "must hold a mapping"),
-    (["rebuild"], 2, "playbooks/rebuild-base.yml does not exist"),
+    (["rebuild"], 2, "playbooks/rebuild_base.yml does not exist"),
 ])
 def test_help_and_refusals_do_not_import_ansible(project: Path, tmp_path: Path, args: list[str], rc: int,
                                                  says: str) -> None:
