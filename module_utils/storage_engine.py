@@ -988,8 +988,158 @@ def _stop(_signum: int, _frame: Any) -> None:
     raise Stopped("stopped by the start's timeout")
 
 
+# The startup phase: a background ansible-playbook, at most once per change or interval ------
+# What a fingerprint of the project copy leaves out: caches and environments, which change
+# without changing what the playbook does. Of .git only HEAD and the index count (a checkout,
+# a pull or a reset rewrites them).
+FINGERPRINT_SKIP = frozenset(("__pycache__", ".venv", "venv", ".tox", "node_modules", ".mypy_cache",
+                              ".pytest_cache", ".ruff_cache", ".cache"))
+# pre-run.sh has just relinked the entries and fixed the key modes: a run after a change of the
+# project copy skips the links; a run because the interval elapsed only fast-forwards the repositories.
+STARTUP_ON_CHANGE = ["--skip-tags", "storage_links"]
+STARTUP_ON_INTERVAL = ["--tags", "git_repos"]
+# Backdating the stamp's mtime by this much keeps a file written while the fingerprint was taken
+# newer than the stamp even where the kernel's file timestamps lag the clock (one jiffy).
+STAMP_MARGIN_NS = 50_000_000
+
+
+def project_fingerprint(project: str, settings: str) -> str:
+    """A cheap stat fingerprint (path, mtime, size, inode) of the project copy plus the startup settings."""
+    import hashlib
+
+    digest = hashlib.sha256(settings.encode())
+    for folder, dirs, files in os.walk(project):  # os.walk follows no link
+        relative = os.path.relpath(folder, project)
+        if relative == ".git":
+            names, dirs[:] = [n for n in ("HEAD", "index") if n in files], []
+        else:
+            dirs[:] = sorted(d for d in dirs if d not in FINGERPRINT_SKIP)
+            names = sorted(files) + dirs
+        for name in names:
+            info = lstat_or_none(os.path.join(folder, name))
+            if info is not None:
+                digest.update(f"{relative}/{name}\0{info.st_mtime_ns}\0{info.st_size}\0{info.st_ino}\n"
+                              .encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def read_stamp(path: str, uid: int) -> tuple[Optional[int], str]:
+    """(due time or 0 for never, fingerprint) of the last successful run; (None, "") without one."""
+    try:
+        fd = open_nofollow(path, os.O_RDONLY, "file", uid)
+    except (OSError, Refused):
+        return None, ""
+    with os.fdopen(fd, "rb") as handle:
+        fields = handle.read(200).decode("ascii", "replace").split()
+    if len(fields) != 2 or not fields[0].isdigit():
+        return None, ""
+    return int(fields[0]), fields[1]
+
+
+def write_stamp(path: str, uid: int, due: int, fingerprint: str, mtime_ns: int) -> None:
+    """Replace the stamp (never written through a link): a new file renamed over the old name."""
+    temporary = f"{path}.{os.getpid()}"
+    fd = open_nofollow(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "file", uid)
+    try:
+        os.write(fd, f"{due} {fingerprint}\n".encode())
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
+    finally:
+        os.close(fd)
+    os.rename(temporary, path)
+
+
+def touch_stamp(path: str, uid: int, mtime_ns: int) -> None:
+    """Mark the stamp as checked now, so the next start's builtins-only test passes again."""
+    try:
+        fd = open_nofollow(path, os.O_RDONLY, "file", uid)
+    except (OSError, Refused):
+        return
+    try:
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
+    finally:
+        os.close(fd)
+
+
+def startup_command(startup: dict[str, Any], state_dir: str, tags: list[str]) -> list[str]:
+    tool = os.path.join(startup["venv"], "bin", startup["runner"])
+    if startup["runner"] == "ansible-runner":
+        return [tool, "run", os.path.join(state_dir, "runner"), "--project-dir", startup["project"],
+                "--playbook", startup["playbook"], "--inventory",
+                os.path.join(startup["project"], startup["inventory"]), "--rotate-artifacts", "5",
+                "--cmdline", " ".join(startup["cmdline"] + tags)]
+    return [tool, "-i", startup["inventory"], startup["playbook"], *tags, *startup["extra_args"]]
+
+
+def startup_environment(startup: dict[str, Any]) -> dict[str, str]:
+    """ansible's settings for the background run: pipelining, no callback the venv may lack, no colour."""
+    env = dict(os.environ, PATH=os.path.join(startup["venv"], "bin") + os.pathsep + os.environ.get("PATH", ""))
+    config = os.path.join(startup["project"], "ansible.cfg")
+    if os.path.isfile(config):
+        env["ANSIBLE_CONFIG"] = config
+    # Only the stdout callback (an empty value is refused): ansible.cfg may enable one the venv lacks,
+    # which would put a warning into startup.log at every run.
+    env.update(ANSIBLE_PIPELINING="True", ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.default", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="False")
+    return env
+
+
+def run_startup_in_background(cmd: list[str], startup: dict[str, Any], state_dir: str, out: int, uid: int,
+                              stamp: tuple[str, int, str, int]) -> int:
+    """Fork a detached child that runs cmd at low priority and writes the stamp when it succeeds."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        os.setsid()  # out of the start's process group: its timeout never reaches the run
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        code = _startup_child(cmd, startup, state_dir, out, uid, stamp)
+    except BaseException as exc:  # noqa: BLE001 - the child must never return into the start
+        try:
+            os.write(out, StartLog.line(f"startup phase failed: {exc!r}").encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
+
+
+def _startup_child(cmd: list[str], startup: dict[str, Any], state_dir: str, out: int, uid: int,
+                   stamp: tuple[str, int, str, int]) -> int:
+    import fcntl
+    import subprocess
+
+    lock = open_nofollow(os.path.join(state_dir, "startup.lock"), os.O_RDWR | os.O_CREAT, "file", uid)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.write(out, StartLog.line("startup phase: another run holds startup.lock; this one is skipped").encode())
+        return 0
+    os.nice(10)
+    ionice = shutil.which("ionice")
+    if ionice:
+        cmd = [ionice, "-c", "2", "-n", "7", "-t", *cmd]
+    rc = subprocess.call(cmd, cwd=startup["project"], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                         env=startup_environment(startup))
+    path, due, fingerprint, mtime_ns = stamp
+    if rc == 0:
+        write_stamp(path, uid, due, fingerprint, mtime_ns)
+        after = f"after {time.strftime('%Y-%m-%dT%H:%M:%S%z', time.localtime(due))} or " if due else ""
+        os.write(out, StartLog.line(f"startup phase: finished; it runs again {after}after a change").encode())
+    else:
+        os.write(out, StartLog.line(f"startup phase: failed (exit {rc}); the next start runs it again").encode())
+    return rc
+
+
 def start_startup_phase(config: dict[str, Any], log: StartLog, uid: int) -> None:
-    """Launch the startup playbook in the background, detached, logging to startup.log."""
+    """Launch the startup playbook in the background, detached, logging to startup.log, when it is due.
+
+    It is due when the project copy or the startup settings changed since the last successful run
+    (the stamp's fingerprint differs) or the interval elapsed; otherwise only the stamp's mtime is
+    renewed, so that the next start's builtins-only test passes again.
+    """
     startup = config["startup"]
     tool = os.path.join(startup["venv"], "bin", startup["runner"])
     playbook = os.path.join(startup["project"], startup["playbook"])
@@ -999,31 +1149,36 @@ def start_startup_phase(config: dict[str, Any], log: StartLog, uid: int) -> None
     if not os.path.isfile(playbook):
         log(f"startup phase skipped: {playbook} is missing")
         return
-    if startup["runner"] == "ansible-runner":
-        cmd = [tool, "run", os.path.join(config["state_dir"], "runner"), "--project-dir", startup["project"],
-               "--playbook", startup["playbook"], "--inventory",
-               os.path.join(startup["project"], startup["inventory"]), "--rotate-artifacts", "5"]
-        if startup["extra_args"]:
-            cmd += ["--cmdline", " ".join(startup["cmdline"])]
+    state_dir = config["state_dir"]
+    stamp_path = os.path.join(state_dir, "startup.stamp")
+    checked_ns = time.time_ns() - STAMP_MARGIN_NS
+    fingerprint = project_fingerprint(startup["project"], json.dumps(startup, sort_keys=True))
+    due, recorded = read_stamp(stamp_path, uid)
+    interval = int(startup.get("interval", 0))
+    if due is not None and recorded == fingerprint:
+        if due == 0 or checked_ns < due * 1_000_000_000:
+            touch_stamp(stamp_path, uid, checked_ns)
+            log("startup phase not needed: nothing changed since its last run")
+            return
+        tags = STARTUP_ON_INTERVAL
     else:
-        cmd = [tool, "-i", startup["inventory"], startup["playbook"], *startup["extra_args"]]
-    if shutil.which("flock"):
-        cmd = ["flock", "-n", os.path.join(config["state_dir"], "startup.lock"), *cmd]
-    startup_log = os.path.join(config["state_dir"], "startup.log")
+        tags = STARTUP_ON_CHANGE
+    cmd = startup_command(startup, state_dir, tags)
+    startup_log = os.path.join(state_dir, "startup.log")
     try:
         StartLog._rotate(startup_log, uid, config["log_max_bytes"], config["log_keep"])
         out = open_nofollow(startup_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "file", uid)
     except (OSError, Refused) as exc:
         log(f"startup phase skipped: cannot write {startup_log} ({clean(exc)})", problem=True)
         return
-    import subprocess
-
-    env = dict(os.environ, PATH=os.path.join(startup["venv"], "bin") + os.pathsep + os.environ.get("PATH", ""))
     os.write(out, StartLog.line("startup phase: " + " ".join(cmd)).encode())
-    child = subprocess.Popen(cmd, cwd=startup["project"], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                             env=env, start_new_session=True)
-    os.close(out)
-    log(f"startup phase started in the background (pid {child.pid}), logging to {startup_log}")
+    next_due = (checked_ns // 1_000_000_000 + interval) if interval > 0 else 0
+    try:
+        pid = run_startup_in_background(cmd, startup, state_dir, out, uid,
+                                        (stamp_path, next_due, fingerprint, checked_ns))
+    finally:
+        os.close(out)
+    log(f"startup phase started in the background (pid {pid}), logging to {startup_log}")
 
 
 def rebase(path: str, rendered: str, runtime: str) -> str:
