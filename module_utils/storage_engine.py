@@ -2,7 +2,7 @@
 """reforge's one link engine: keep home entries on persistent storage and link them back.
 
 Stdlib only. The storage_link module imports it, and pre-run.sh runs the very same
-source at every start that needs work (``python3 -I -c <this file> <config json>``).
+source at every start that needs work (``python3 -I -S -c <this file> <config json>``).
 
 Storage may have been written by a teammate, so nothing here acts through a link:
 every check is an lstat, files are opened with O_NOFOLLOW, modes change through a
@@ -14,19 +14,22 @@ hold no data, our own partial copies, and backups past their retention.
 
 from __future__ import annotations
 
-import ctypes
-import dataclasses
 import errno
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import stat
 import sys
 import time
-from typing import Any, Callable, Optional
+
+# Every start that needs work imports this module, so it imports only what every run uses:
+# typing (annotations only), dataclasses (it loads inspect) and ctypes cost milliseconds
+# each; ctypes is imported where it is used (a move within one file system).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
 HOME_STATES = ("absent", "real_dir", "real_file", "correct_link", "wrong_link", "broken_link")
 STORAGE_STATES = ("absent", "empty", "content")
@@ -35,6 +38,40 @@ STAMP_RE = re.compile(r"^\d{8}T\d{6}Z(\.\d+)?$")
 OWNER_RE = re.compile(r"^(\d{1,10}) ([A-Za-z0-9._-]{1,64})(?: (\d{1,12}))?\n?$")
 RENAME_NOREPLACE = 1
 AT_FDCWD = -100
+
+
+def record(cls: type) -> type:
+    """A small stand-in for @dataclass: keyword or positional init, list defaults copied, repr and ==."""
+    names = list(cls.__dict__.get("__annotations__", {}))
+    defaults = {name: cls.__dict__[name] for name in names if name in cls.__dict__}
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(names):
+            raise TypeError(f"{cls.__name__} takes at most {len(names)} arguments")
+        values = dict(zip(names, args))
+        for key, value in kwargs.items():
+            if key not in names or key in values:
+                raise TypeError(f"{cls.__name__} got an unexpected or repeated argument {key!r}")
+            values[key] = value
+        for name in names:
+            if name not in values:
+                if name not in defaults:
+                    raise TypeError(f"{cls.__name__} is missing the argument {name!r}")
+                default = defaults[name]
+                values[name] = list(default) if isinstance(default, list) else default
+            setattr(self, name, values[name])
+
+    def __repr__(self: Any) -> str:
+        return f"{cls.__name__}(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in names) + ")"
+
+    def __eq__(self: Any, other: Any) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in names)
+
+    cls.__init__, cls.__repr__, cls.__eq__ = __init__, __repr__, __eq__  # type: ignore[method-assign]
+    cls.__hash__ = None  # type: ignore[assignment]
+    return cls
 
 
 class Refused(Exception):
@@ -49,7 +86,7 @@ class Stopped(Exception):
     """The start's timeout (SIGTERM) arrived."""
 
 
-@dataclasses.dataclass
+@record
 class Entry:
     """One home entry that must end as a link to its storage copy."""
 
@@ -59,7 +96,7 @@ class Entry:
     mode: Optional[int] = None
 
 
-@dataclasses.dataclass
+@record
 class Settings:
     """Where the engine keeps its state, and its limits."""
 
@@ -79,7 +116,7 @@ class Settings:
     log_keep: int = 5
 
 
-@dataclasses.dataclass
+@record
 class Outcome:
     """What happened (or, in check mode, would happen) to one entry."""
 
@@ -88,9 +125,9 @@ class Outcome:
     kind: str
     home_state: str = "absent"
     storage_state: str = "absent"
-    actions: list[str] = dataclasses.field(default_factory=list)
-    moved: list[str] = dataclasses.field(default_factory=list)
-    backups: list[str] = dataclasses.field(default_factory=list)
+    actions: list[str] = []
+    moved: list[str] = []
+    backups: list[str] = []
     replaced_link: Optional[str] = None
     created: bool = False
     mode_changed: bool = False
@@ -196,6 +233,8 @@ def chmod_nofollow(path: str, mode: int) -> bool:
 
 
 def _renameat2(src: str, dest: str) -> None:
+    import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
     func = getattr(libc, "renameat2", None)
     if func is None:
@@ -860,7 +899,7 @@ class Lock:
         path = os.path.join(self.dir, "owner")
         fd = open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "file", self.uid)
         with os.fdopen(fd, "w") as handle:
-            handle.write(f"{os.getpid()} {socket.gethostname()[:64] or 'unknown'} {lease}\n")
+            handle.write(f"{os.getpid()} {os.uname().nodename[:64] or 'unknown'} {lease}\n")
 
     def _gone(self, pid: Optional[int], host: str, lease: int) -> Optional[str]:
         """Why the current holder may be overtaken, or None while it must be respected."""
@@ -871,7 +910,7 @@ class Lock:
             return None
         if time.time() > lease:
             return f"took over the lock of pid {pid} on {host}: its lease expired"
-        if host == socket.gethostname()[:64] and not os.path.exists(f"/proc/{pid}"):
+        if host == os.uname().nodename[:64] and not os.path.exists(f"/proc/{pid}"):
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
@@ -1115,7 +1154,7 @@ def _startup_child(cmd: list[str], startup: dict[str, Any], state_dir: str, out:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        os.write(out, StartLog.line("startup phase: another run holds startup.lock; this one is skipped").encode())
+        os.write(out, StartLog.line("startup phase skipped: another run holds startup.lock").encode())
         return 0
     os.nice(10)
     ionice = shutil.which("ionice")
@@ -1127,9 +1166,9 @@ def _startup_child(cmd: list[str], startup: dict[str, Any], state_dir: str, out:
     if rc == 0:
         write_stamp(path, uid, due, fingerprint, mtime_ns)
         after = f"after {time.strftime('%Y-%m-%dT%H:%M:%S%z', time.localtime(due))} or " if due else ""
-        os.write(out, StartLog.line(f"startup phase: finished; it runs again {after}after a change").encode())
+        os.write(out, StartLog.line(f"startup phase finished; it runs again {after}after a change").encode())
     else:
-        os.write(out, StartLog.line(f"startup phase: failed (exit {rc}); the next start runs it again").encode())
+        os.write(out, StartLog.line(f"startup phase failed (exit {rc}); the next start runs it again").encode())
     return rc
 
 

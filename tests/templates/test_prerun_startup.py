@@ -169,6 +169,8 @@ def test_a_changed_project_copy_runs_the_phase_exactly_once(workspace: "Workspac
     source_as_caller(ws)
     assert len(runs(record)) == 2
     assert ws.log.read_text().count("startup phase started") == 2
+    # One start line per run in startup.log (the end of a run is not mistaken for a start).
+    assert (ws.state / "startup.log").read_text().count(" startup phase: ") == 2
 
 
 def test_a_rerendered_file_with_the_same_settings_runs_nothing(workspace: "Workspace") -> None:
