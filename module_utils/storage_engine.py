@@ -1245,6 +1245,8 @@ def start_entries(config: dict[str, Any], storage: str, home: str, log: "StartLo
 def main(argv: list[str]) -> int:
     """pre-run.sh's worker: link every entry of the JSON config, log, then the startup phase."""
     os.umask(0o077)
+    # Nothing started from here (the startup phase) inherits the bench's listing switch.
+    os.environ.pop("REFORGE_PRERUN_STAGE", None)
     started = time.monotonic()
     config = json.loads(argv[1])
     storage, home, notebooks_dir = (os.path.normpath(a) for a in argv[2:5])

@@ -155,9 +155,9 @@ def test_templates_render_from_defaults_start_managed_and_parse(
 
 def test_default_paths_and_entries_are_the_paperspace_ones(render_template: Callable[..., str]) -> None:
     text = render_template("storage/pre-run.sh.j2")
-    assert "storage_dir=${REFORGE_STORAGE_DIR:-/storage}" in text
-    assert "home_dir=${REFORGE_HOME_DIR:-/root}" in text
-    assert "notebooks_dir=${REFORGE_NOTEBOOKS_DIR:-/notebooks}" in text
+    assert "__reforge_s=${REFORGE_STORAGE_DIR:-/storage}" in text
+    assert "__reforge_h=${REFORGE_HOME_DIR:-/root}" in text
+    assert "__reforge_n=${REFORGE_NOTEBOOKS_DIR:-/notebooks}" in text
     assert '"dirs": [".local", ".ssh", ".config", ".ipython", ".jupyter", ".fastai", ".kaggle", ".conda"]' in text
     assert '"files": [".gitconfig", ".git-credentials", ".bash_history"]' in text
 
@@ -783,7 +783,7 @@ def test_a_tilde_home_means_the_home_of_whoever_starts(workspace: "Workspace") -
     ws = workspace
     fill_dir(ws.home / ".local", "home")
     ws.render(prerun_home_dir="~", prerun_link_dirs=[".local"], prerun_link_files=[])
-    assert 'home_dir=${REFORGE_HOME_DIR:-"$HOME"}' in ws.script.read_text()
+    assert '__reforge_h=${REFORGE_HOME_DIR:-"${HOME:-}"}' in ws.script.read_text()
     source_as_caller(ws)  # runs with HOME set to the workspace's home
     assert os.readlink(ws.home / ".local") == str(ws.storage / ".local")
 

@@ -107,7 +107,7 @@ def test_without_repositories_the_file_has_no_startup_phase(workspace: "Workspac
     script = small_workspace(ws, prerun_startup_enabled=True)
     text = script.read_text()
     assert '"startup": null' in text
-    shell = text.split("\nengine=")[0]  # the script without the embedded engine
+    shell = text.split("__reforge_e=")[0]  # the script without the embedded engine
     assert STAMP not in shell and "startup.yml" not in shell
     source_as_caller(ws)
     # The worker ran (first start) and logged its end without a word about a startup phase.
