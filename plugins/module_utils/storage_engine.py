@@ -4,7 +4,7 @@
 """reforge's one link engine: keep home entries on persistent storage and link them back.
 
 Stdlib only. The storage_link module imports it, and pre-run.sh runs the very same
-source at every start that needs work (``python3 -I -c <this file> <config json>``).
+source at every start that needs work (``python3 -I -S -c <this file> <config json>``).
 
 Storage may have been written by a teammate, so nothing here acts through a link:
 every check is an lstat, files are opened with O_NOFOLLOW, modes change through a
@@ -16,19 +16,22 @@ hold no data, our own partial copies, and backups past their retention.
 
 from __future__ import annotations
 
-import ctypes
-import dataclasses
 import errno
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import stat
 import sys
 import time
-from typing import Any, Callable, Optional
+
+# Every start that needs work imports this module, so it imports only what every run uses:
+# typing (annotations only), dataclasses (it loads inspect) and ctypes cost milliseconds
+# each; ctypes is imported where it is used (a move within one file system).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
 
 HOME_STATES = ("absent", "real_dir", "real_file", "correct_link", "wrong_link", "broken_link")
 STORAGE_STATES = ("absent", "empty", "content")
@@ -37,6 +40,40 @@ STAMP_RE = re.compile(r"^\d{8}T\d{6}Z(\.\d+)?$")
 OWNER_RE = re.compile(r"^(\d{1,10}) ([A-Za-z0-9._-]{1,64})(?: (\d{1,12}))?\n?$")
 RENAME_NOREPLACE = 1
 AT_FDCWD = -100
+
+
+def record(cls: type) -> type:
+    """A small stand-in for @dataclass: keyword or positional init, list defaults copied, repr and ==."""
+    names = list(cls.__dict__.get("__annotations__", {}))
+    defaults = {name: cls.__dict__[name] for name in names if name in cls.__dict__}
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) > len(names):
+            raise TypeError(f"{cls.__name__} takes at most {len(names)} arguments")
+        values = dict(zip(names, args))
+        for key, value in kwargs.items():
+            if key not in names or key in values:
+                raise TypeError(f"{cls.__name__} got an unexpected or repeated argument {key!r}")
+            values[key] = value
+        for name in names:
+            if name not in values:
+                if name not in defaults:
+                    raise TypeError(f"{cls.__name__} is missing the argument {name!r}")
+                default = defaults[name]
+                values[name] = list(default) if isinstance(default, list) else default
+            setattr(self, name, values[name])
+
+    def __repr__(self: Any) -> str:
+        return f"{cls.__name__}(" + ", ".join(f"{name}={getattr(self, name)!r}" for name in names) + ")"
+
+    def __eq__(self: Any, other: Any) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in names)
+
+    cls.__init__, cls.__repr__, cls.__eq__ = __init__, __repr__, __eq__  # type: ignore[method-assign]
+    cls.__hash__ = None  # type: ignore[assignment]
+    return cls
 
 
 class Refused(Exception):
@@ -51,7 +88,7 @@ class Stopped(Exception):
     """The start's timeout (SIGTERM) arrived."""
 
 
-@dataclasses.dataclass
+@record
 class Entry:
     """One home entry that must end as a link to its storage copy."""
 
@@ -61,7 +98,7 @@ class Entry:
     mode: Optional[int] = None
 
 
-@dataclasses.dataclass
+@record
 class Settings:
     """Where the engine keeps its state, and its limits."""
 
@@ -81,7 +118,7 @@ class Settings:
     log_keep: int = 5
 
 
-@dataclasses.dataclass
+@record
 class Outcome:
     """What happened (or, in check mode, would happen) to one entry."""
 
@@ -90,9 +127,9 @@ class Outcome:
     kind: str
     home_state: str = "absent"
     storage_state: str = "absent"
-    actions: list[str] = dataclasses.field(default_factory=list)
-    moved: list[str] = dataclasses.field(default_factory=list)
-    backups: list[str] = dataclasses.field(default_factory=list)
+    actions: list[str] = []
+    moved: list[str] = []
+    backups: list[str] = []
     replaced_link: Optional[str] = None
     created: bool = False
     mode_changed: bool = False
@@ -198,6 +235,8 @@ def chmod_nofollow(path: str, mode: int) -> bool:
 
 
 def _renameat2(src: str, dest: str) -> None:
+    import ctypes
+
     libc = ctypes.CDLL(None, use_errno=True)
     func = getattr(libc, "renameat2", None)
     if func is None:
@@ -862,7 +901,7 @@ class Lock:
         path = os.path.join(self.dir, "owner")
         fd = open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "file", self.uid)
         with os.fdopen(fd, "w") as handle:
-            handle.write(f"{os.getpid()} {socket.gethostname()[:64] or 'unknown'} {lease}\n")
+            handle.write(f"{os.getpid()} {os.uname().nodename[:64] or 'unknown'} {lease}\n")
 
     def _gone(self, pid: Optional[int], host: str, lease: int) -> Optional[str]:
         """Why the current holder may be overtaken, or None while it must be respected."""
@@ -873,7 +912,7 @@ class Lock:
             return None
         if time.time() > lease:
             return f"took over the lock of pid {pid} on {host}: its lease expired"
-        if host == socket.gethostname()[:64] and not os.path.exists(f"/proc/{pid}"):
+        if host == os.uname().nodename[:64] and not os.path.exists(f"/proc/{pid}"):
             try:
                 os.kill(pid, 0)
             except ProcessLookupError:
@@ -990,8 +1029,158 @@ def _stop(_signum: int, _frame: Any) -> None:
     raise Stopped("stopped by the start's timeout")
 
 
+# The startup phase: a background ansible-playbook, at most once per change or interval ------
+# What a fingerprint of the project copy leaves out: caches and environments, which change
+# without changing what the playbook does. Of .git only HEAD and the index count (a checkout,
+# a pull or a reset rewrites them).
+FINGERPRINT_SKIP = frozenset(("__pycache__", ".venv", "venv", ".tox", "node_modules", ".mypy_cache",
+                              ".pytest_cache", ".ruff_cache", ".cache"))
+# pre-run.sh has just relinked the entries and fixed the key modes: a run after a change of the
+# project copy skips the links; a run because the interval elapsed only fast-forwards the repositories.
+STARTUP_ON_CHANGE = ["--skip-tags", "storage_links"]
+STARTUP_ON_INTERVAL = ["--tags", "git_repos"]
+# Backdating the stamp's mtime by this much keeps a file written while the fingerprint was taken
+# newer than the stamp even where the kernel's file timestamps lag the clock (one jiffy).
+STAMP_MARGIN_NS = 50_000_000
+
+
+def project_fingerprint(project: str, settings: str) -> str:
+    """A cheap stat fingerprint (path, mtime, size, inode) of the project copy plus the startup settings."""
+    import hashlib
+
+    digest = hashlib.sha256(settings.encode())
+    for folder, dirs, files in os.walk(project):  # os.walk follows no link
+        relative = os.path.relpath(folder, project)
+        if relative == ".git":
+            names, dirs[:] = [n for n in ("HEAD", "index") if n in files], []
+        else:
+            dirs[:] = sorted(d for d in dirs if d not in FINGERPRINT_SKIP)
+            names = sorted(files) + dirs
+        for name in names:
+            info = lstat_or_none(os.path.join(folder, name))
+            if info is not None:
+                digest.update(f"{relative}/{name}\0{info.st_mtime_ns}\0{info.st_size}\0{info.st_ino}\n"
+                              .encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
+
+
+def read_stamp(path: str, uid: int) -> tuple[Optional[int], str]:
+    """(due time or 0 for never, fingerprint) of the last successful run; (None, "") without one."""
+    try:
+        fd = open_nofollow(path, os.O_RDONLY, "file", uid)
+    except (OSError, Refused):
+        return None, ""
+    with os.fdopen(fd, "rb") as handle:
+        fields = handle.read(200).decode("ascii", "replace").split()
+    if len(fields) != 2 or not fields[0].isdigit():
+        return None, ""
+    return int(fields[0]), fields[1]
+
+
+def write_stamp(path: str, uid: int, due: int, fingerprint: str, mtime_ns: int) -> None:
+    """Replace the stamp (never written through a link): a new file renamed over the old name."""
+    temporary = f"{path}.{os.getpid()}"
+    fd = open_nofollow(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, "file", uid)
+    try:
+        os.write(fd, f"{due} {fingerprint}\n".encode())
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
+    finally:
+        os.close(fd)
+    os.rename(temporary, path)
+
+
+def touch_stamp(path: str, uid: int, mtime_ns: int) -> None:
+    """Mark the stamp as checked now, so the next start's builtins-only test passes again."""
+    try:
+        fd = open_nofollow(path, os.O_RDONLY, "file", uid)
+    except (OSError, Refused):
+        return
+    try:
+        os.utime(fd, ns=(mtime_ns, mtime_ns))
+    finally:
+        os.close(fd)
+
+
+def startup_command(startup: dict[str, Any], state_dir: str, tags: list[str]) -> list[str]:
+    tool = os.path.join(startup["venv"], "bin", startup["runner"])
+    if startup["runner"] == "ansible-runner":
+        return [tool, "run", os.path.join(state_dir, "runner"), "--project-dir", startup["project"],
+                "--playbook", startup["playbook"], "--inventory",
+                os.path.join(startup["project"], startup["inventory"]), "--rotate-artifacts", "5",
+                "--cmdline", " ".join(startup["cmdline"] + tags)]
+    return [tool, "-i", startup["inventory"], startup["playbook"], *tags, *startup["extra_args"]]
+
+
+def startup_environment(startup: dict[str, Any]) -> dict[str, str]:
+    """ansible's settings for the background run: pipelining, no callback the venv may lack, no colour."""
+    env = dict(os.environ, PATH=os.path.join(startup["venv"], "bin") + os.pathsep + os.environ.get("PATH", ""))
+    config = os.path.join(startup["project"], "ansible.cfg")
+    if os.path.isfile(config):
+        env["ANSIBLE_CONFIG"] = config
+    # Only the stdout callback (an empty value is refused): ansible.cfg may enable one the venv lacks,
+    # which would put a warning into startup.log at every run.
+    env.update(ANSIBLE_PIPELINING="True", ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.default", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="False")
+    return env
+
+
+def run_startup_in_background(cmd: list[str], startup: dict[str, Any], state_dir: str, out: int, uid: int,
+                              stamp: tuple[str, int, str, int]) -> int:
+    """Fork a detached child that runs cmd at low priority and writes the stamp when it succeeds."""
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        os.setsid()  # out of the start's process group: its timeout never reaches the run
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        code = _startup_child(cmd, startup, state_dir, out, uid, stamp)
+    except BaseException as exc:  # noqa: BLE001 - the child must never return into the start
+        try:
+            os.write(out, StartLog.line(f"startup phase failed: {exc!r}").encode())
+        except OSError:
+            pass
+    finally:
+        os._exit(code)
+
+
+def _startup_child(cmd: list[str], startup: dict[str, Any], state_dir: str, out: int, uid: int,
+                   stamp: tuple[str, int, str, int]) -> int:
+    import fcntl
+    import subprocess
+
+    lock = open_nofollow(os.path.join(state_dir, "startup.lock"), os.O_RDWR | os.O_CREAT, "file", uid)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.write(out, StartLog.line("startup phase skipped: another run holds startup.lock").encode())
+        return 0
+    os.nice(10)
+    ionice = shutil.which("ionice")
+    if ionice:
+        cmd = [ionice, "-c", "2", "-n", "7", "-t", *cmd]
+    rc = subprocess.call(cmd, cwd=startup["project"], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                         env=startup_environment(startup))
+    path, due, fingerprint, mtime_ns = stamp
+    if rc == 0:
+        write_stamp(path, uid, due, fingerprint, mtime_ns)
+        after = f"after {time.strftime('%Y-%m-%dT%H:%M:%S%z', time.localtime(due))} or " if due else ""
+        os.write(out, StartLog.line(f"startup phase finished; it runs again {after}after a change").encode())
+    else:
+        os.write(out, StartLog.line(f"startup phase failed (exit {rc}); the next start runs it again").encode())
+    return rc
+
+
 def start_startup_phase(config: dict[str, Any], log: StartLog, uid: int) -> None:
-    """Launch the startup playbook in the background, detached, logging to startup.log."""
+    """Launch the startup playbook in the background, detached, logging to startup.log, when it is due.
+
+    It is due when the project copy or the startup settings changed since the last successful run
+    (the stamp's fingerprint differs) or the interval elapsed; otherwise only the stamp's mtime is
+    renewed, so that the next start's builtins-only test passes again.
+    """
     startup = config["startup"]
     tool = os.path.join(startup["venv"], "bin", startup["runner"])
     playbook = os.path.join(startup["project"], startup["playbook"])
@@ -1001,31 +1190,36 @@ def start_startup_phase(config: dict[str, Any], log: StartLog, uid: int) -> None
     if not os.path.isfile(playbook):
         log(f"startup phase skipped: {playbook} is missing")
         return
-    if startup["runner"] == "ansible-runner":
-        cmd = [tool, "run", os.path.join(config["state_dir"], "runner"), "--project-dir", startup["project"],
-               "--playbook", startup["playbook"], "--inventory",
-               os.path.join(startup["project"], startup["inventory"]), "--rotate-artifacts", "5"]
-        if startup["extra_args"]:
-            cmd += ["--cmdline", " ".join(startup["cmdline"])]
+    state_dir = config["state_dir"]
+    stamp_path = os.path.join(state_dir, "startup.stamp")
+    checked_ns = time.time_ns() - STAMP_MARGIN_NS
+    fingerprint = project_fingerprint(startup["project"], json.dumps(startup, sort_keys=True))
+    due, recorded = read_stamp(stamp_path, uid)
+    interval = int(startup.get("interval", 0))
+    if due is not None and recorded == fingerprint:
+        if due == 0 or checked_ns < due * 1_000_000_000:
+            touch_stamp(stamp_path, uid, checked_ns)
+            log("startup phase not needed: nothing changed since its last run")
+            return
+        tags = STARTUP_ON_INTERVAL
     else:
-        cmd = [tool, "-i", startup["inventory"], startup["playbook"], *startup["extra_args"]]
-    if shutil.which("flock"):
-        cmd = ["flock", "-n", os.path.join(config["state_dir"], "startup.lock"), *cmd]
-    startup_log = os.path.join(config["state_dir"], "startup.log")
+        tags = STARTUP_ON_CHANGE
+    cmd = startup_command(startup, state_dir, tags)
+    startup_log = os.path.join(state_dir, "startup.log")
     try:
         StartLog._rotate(startup_log, uid, config["log_max_bytes"], config["log_keep"])
         out = open_nofollow(startup_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, "file", uid)
     except (OSError, Refused) as exc:
         log(f"startup phase skipped: cannot write {startup_log} ({clean(exc)})", problem=True)
         return
-    import subprocess
-
-    env = dict(os.environ, PATH=os.path.join(startup["venv"], "bin") + os.pathsep + os.environ.get("PATH", ""))
     os.write(out, StartLog.line("startup phase: " + " ".join(cmd)).encode())
-    child = subprocess.Popen(cmd, cwd=startup["project"], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                             env=env, start_new_session=True)
-    os.close(out)
-    log(f"startup phase started in the background (pid {child.pid}), logging to {startup_log}")
+    next_due = (checked_ns // 1_000_000_000 + interval) if interval > 0 else 0
+    try:
+        pid = run_startup_in_background(cmd, startup, state_dir, out, uid,
+                                        (stamp_path, next_due, fingerprint, checked_ns))
+    finally:
+        os.close(out)
+    log(f"startup phase started in the background (pid {pid}), logging to {startup_log}")
 
 
 def rebase(path: str, rendered: str, runtime: str) -> str:
@@ -1053,6 +1247,8 @@ def start_entries(config: dict[str, Any], storage: str, home: str, log: "StartLo
 def main(argv: list[str]) -> int:
     """pre-run.sh's worker: link every entry of the JSON config, log, then the startup phase."""
     os.umask(0o077)
+    # Nothing started from here (the startup phase) inherits the bench's listing switch.
+    os.environ.pop("REFORGE_PRERUN_STAGE", None)
     started = time.monotonic()
     config = json.loads(argv[1])
     storage, home, notebooks_dir = (os.path.normpath(a) for a in argv[2:5])

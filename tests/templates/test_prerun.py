@@ -155,9 +155,9 @@ def test_templates_render_from_defaults_start_managed_and_parse(
 
 def test_default_paths_and_entries_are_the_paperspace_ones(render_template: Callable[..., str]) -> None:
     text = render_template("storage/pre-run.sh.j2")
-    assert "storage_dir=${REFORGE_STORAGE_DIR:-/storage}" in text
-    assert "home_dir=${REFORGE_HOME_DIR:-/root}" in text
-    assert "notebooks_dir=${REFORGE_NOTEBOOKS_DIR:-/notebooks}" in text
+    assert "__reforge_s=${REFORGE_STORAGE_DIR:-/storage}" in text
+    assert "__reforge_h=${REFORGE_HOME_DIR:-/root}" in text
+    assert "__reforge_n=${REFORGE_NOTEBOOKS_DIR:-/notebooks}" in text
     assert '"dirs": [".local", ".ssh", ".config", ".ipython", ".jupyter", ".fastai", ".kaggle", ".conda"]' in text
     assert '"files": [".gitconfig", ".git-credentials", ".bash_history"]' in text
 
@@ -648,6 +648,9 @@ def test_the_log_is_written_and_rotated(workspace: "Workspace") -> None:
 
 
 # The startup phase -------------------------------------------------------------------------
+REPOSITORIES = [{"repo": "gitserver:notes.git"}]
+
+
 def stub_tool(path: Path, record: Path, sleep: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
@@ -670,7 +673,7 @@ def test_the_startup_phase_runs_in_the_background(workspace: "Workspace", runner
     record = ws.root / "startup-ran"
     stub_tool(ws.storage / ".reforge" / "venv" / "bin" / runner, record, sleep=2)
     small_workspace(ws, prerun_startup_enabled=True, prerun_startup_runner=runner,
-                    prerun_startup_extra_args=["--tags", "startup"])
+                    prerun_startup_repositories=REPOSITORIES, prerun_startup_extra_args=["--tags", "startup"])
 
     started = time.monotonic()
     source_as_caller(ws)
@@ -686,10 +689,12 @@ def test_the_startup_phase_runs_in_the_background(workspace: "Workspace", runner
     lines = record.read_text().splitlines()
     assert lines[0] == str(project)
     if runner == "ansible-playbook":
-        assert lines[1:5] == ["-i", "inventory/paperspace.yml", "playbooks/startup.yml", "--tags"]
+        # A first run (no stamp yet) skips only what pre-run.sh has just done; the user's arguments come last.
+        assert lines[1:8] == ["-i", "inventory/paperspace.yml", "playbooks/startup.yml", "--skip-tags", "storage_links",
+                              "--tags", "startup"]
     else:
         assert lines[1:4] == ["run", str(ws.state / "runner"), "--project-dir"]
-        assert "--cmdline" in lines and "--tags startup" in lines
+        assert "--cmdline" in lines and "--tags startup --skip-tags storage_links" in lines
     assert lines[-1] == "0", "the startup phase inherited REFORGE_PRERUN_STAGE"
     assert "startup phase started in the background" in ws.log.read_text()
     assert "startup phase:" in (ws.state / "startup.log").read_text()
@@ -700,7 +705,7 @@ def test_the_startup_phase_is_off_by_default_and_skips_without_its_venv(workspac
     small_workspace(ws)
     source_as_caller(ws)
     assert "startup phase" not in ws.log.read_text()
-    small_workspace(ws, prerun_startup_enabled=True)
+    small_workspace(ws, prerun_startup_enabled=True, prerun_startup_repositories=REPOSITORIES)
     source_as_caller(ws)
     assert "startup phase skipped" in ws.log.read_text()
     assert not (ws.state / "startup.log").exists()
@@ -778,7 +783,7 @@ def test_a_tilde_home_means_the_home_of_whoever_starts(workspace: "Workspace") -
     ws = workspace
     fill_dir(ws.home / ".local", "home")
     ws.render(prerun_home_dir="~", prerun_link_dirs=[".local"], prerun_link_files=[])
-    assert 'home_dir=${REFORGE_HOME_DIR:-"$HOME"}' in ws.script.read_text()
+    assert '__reforge_h=${REFORGE_HOME_DIR:-"${HOME:-}"}' in ws.script.read_text()
     source_as_caller(ws)  # runs with HOME set to the workspace's home
     assert os.readlink(ws.home / ".local") == str(ws.storage / ".local")
 

@@ -234,8 +234,8 @@ set -euo pipefail
 seed=$(mktemp -d)
 git clone -q /srv/git/notes.git "$seed/notes"
 cd "$seed/notes"
-echo 'pushed while the notebook was down' >>README.md
-git -c user.name='reforge test' -c user.email=test@reforge.invalid commit -q -am 'Second commit'
+echo "${LINE:-pushed while the notebook was down}" >>README.md
+git -c user.name='reforge test' -c user.email=test@reforge.invalid commit -q -am 'Another commit'
 git push -q origin main
 git rev-parse HEAD
 rm -rf "$seed"
@@ -324,11 +324,19 @@ def test_restart_started_jupyter_in_the_caller_state_run_sh_expects(restart: Res
     assert re.search(r"pre-run\[\d+\]: done in \d+ ms", host.file(f"{ROOT.storage}/.reforge/pre-run.log").content_string)
 
 
+def assert_clean_startup_run(run: str) -> None:
+    """A startup run that succeeded, without a warning, and skipped the links pre-run.sh had just made."""
+    recap = re.search(r"^localhost\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", run, re.MULTILINE)
+    assert recap, run[-3000:]
+    assert recap.group(2) == "0" and recap.group(3) == "0", run[-3000:]
+    assert "WARNING" not in run.upper(), run[-5000:]
+    assert "--skip-tags storage_links" in run.splitlines()[0]
+    assert "Check the links from home" not in run
+
+
 def test_startup_phase_fast_forwards_the_checkout_in_the_background(restart: Restart, startup_done: str) -> None:
     host = ROOT.host()
-    recap = re.search(r"^localhost\s*:\s*ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", startup_done, re.MULTILINE)
-    assert recap, startup_done[-3000:]
-    assert recap.group(2) == "0" and recap.group(3) == "0", startup_done[-3000:]
+    assert_clean_startup_run(startup_done)
     assert host.check_output(f"git -C {ROOT.checkout} rev-parse HEAD") == restart.new_head
     assert "pushed while the notebook was down" in host.file(f"{ROOT.checkout}/README.md").content_string
 
@@ -355,6 +363,72 @@ def test_check_mode_on_the_converged_hosts_reports_no_change(startup_done: str, 
         assert run.changed(name) == 0, f"{name} would change:\n{run.output[-5000:]}"
     # Neither host has conda now (the restart threw /opt/conda away): the role says so and goes on.
     assert run.output.count("Skipped prerun_conda_packages fastcore: no conda on this host") == 2
+
+
+RECORDING_PIP = r"""
+set -euo pipefail
+venv=/storage/.reforge/venv
+rm -f /tmp/pip-was-run
+mv "$venv/bin/pip" "$venv/bin/pip.real"
+printf '#!/bin/sh\ntouch /tmp/pip-was-run\nexec "$0.real" "$@"\n' >"$venv/bin/pip"
+chmod 0755 "$venv/bin/pip"
+"""
+
+
+def test_a_converged_startup_venv_is_not_asked_again(startup_done: str, playbook: Callable[..., Any]) -> None:
+    """The venv's packages and python are as requested and stamped: the converge does not run pip."""
+    host = ROOT.host()
+    bash(host, RECORDING_PIP)
+    try:
+        run = playbook("playbooks/paperspace.yml", "--check", "--limit", NOTEBOOK)
+        OUTPUTS.append(run.output)
+        assert run.rc == 0 and run.changed(NOTEBOOK) == 0, run.output[-5000:]
+        assert not host.file("/tmp/pip-was-run").exists
+    finally:
+        bash(host, "venv=/storage/.reforge/venv; mv -f \"$venv/bin/pip.real\" \"$venv/bin/pip\"")
+
+
+def startup_stamp(host: Host) -> str:
+    stamp = host.file(f"{ROOT.storage}/.reforge/startup.stamp")
+    return stamp.content_string if stamp.exists else ""
+
+
+def test_a_start_with_nothing_changed_runs_neither_the_engine_nor_ansible(startup_done: str) -> None:
+    host = ROOT.host()
+    # The stamp is written right after the run that startup_done saw end.
+    wait_for(lambda: bool(startup_stamp(host)), 60, "the startup stamp")
+    runs_before = len(startup_runs(host))
+    log_before = host.file(f"{ROOT.storage}/.reforge/pre-run.log").content_string
+    _, out, _ = bash(host, "set -euo pipefail; . /storage/pre-run.sh; echo went on")
+    assert out.strip() == "went on"
+    # The engine writes a line at every run: it was not started, nor was any playbook.
+    assert host.file(f"{ROOT.storage}/.reforge/pre-run.log").content_string == log_before
+    assert len(startup_runs(host)) == runs_before
+
+
+def test_a_change_of_the_project_copy_fast_forwards_a_new_push_at_the_next_start(startup_done: str) -> None:
+    host = ROOT.host()
+    wait_for(lambda: bool(startup_stamp(host)), 60, "the startup stamp")
+    stamp = startup_stamp(host)
+    _, new_head, _ = bash(testinfra.get_host(f"docker://git@{GITSERVER}"),
+                          "export LINE='pushed after the restart'\n" + PUSH_SECOND_COMMIT)
+    runs_before = len(startup_runs(host))
+    # The user edits their settings in the copy (touch stands in for an edit).
+    host.run_expect([0], "touch /storage/reforge/inventory/host_vars/localhost.yml")
+    bash(host, "set -euo pipefail; . /storage/pre-run.sh")
+
+    def finished() -> bool:
+        runs = startup_runs(host)[runs_before:]
+        return bool(runs) and "PLAY RECAP" in runs[0] and startup_stamp(host) != stamp
+
+    wait_for(finished, 300, "the startup phase started by the change to finish")
+    runs = startup_runs(host)[runs_before:]
+    assert len(runs) == 1
+    assert_clean_startup_run(runs[0])
+    assert host.check_output(f"git -C {ROOT.checkout} rev-parse HEAD") == new_head.strip()
+    # And the next start, with nothing changed, runs nothing again.
+    bash(host, "set -euo pipefail; . /storage/pre-run.sh")
+    assert len(startup_runs(host)) == runs_before + 1
 
 
 # -- pre-run.sh's guarantees, in the container ------------------------------------------------------
