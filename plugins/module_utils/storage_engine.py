@@ -642,11 +642,11 @@ class Engine:
         described = [(step, words) for step, words in described if words is not None]
         if self.check:
             out.actions = [words for _step, words in described]
-            out.mode_changed = any(step == "chmod" for step, _ in described)
-            out.created = any(step == "create" for step, _ in described)
-            if any(step == "move" for step, _ in described):
+            out.mode_changed = any(step == "chmod" for step, _words in described)
+            out.created = any(step == "create" for step, _words in described)
+            if any(step == "move" for step, _words in described):
                 out.moved = [entry.storage]
-            out.after = self.predict_after(entry, out, [s for s, _ in described])
+            out.after = self.predict_after(entry, out, [s for s, _words in described])
             return out
         for step, words in described:
             try:
@@ -1256,7 +1256,10 @@ def main(argv: list[str]) -> int:
     if not os.path.isdir(storage):
         sys.stderr.write(f"reforge pre-run: {clean(storage)} is missing; nothing was linked\n")
         return 0
-    under = lambda path: rebase(path, config["storage_dir"], storage)  # noqa: E731
+
+    def under(path: str) -> str:
+        return rebase(path, config["storage_dir"], storage)
+
     config["state_dir"] = under(config["state_dir"])
     settings = Settings(
         storage_dir=storage, backup_dir=under(config["backup_dir"]), state_dir=config["state_dir"],
@@ -1299,4 +1302,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    # pre-run.sh runs this file as the start's worker; its exit status is the worker's.
+    raise SystemExit(main(sys.argv))

@@ -44,8 +44,8 @@ class Parser(argparse.ArgumentParser):
 def _options() -> Parser:
     options = Parser(add_help=False)
     ansible = options.add_argument_group("passed to ansible-playbook")
-    ansible.add_argument("--check", action="store_true", help="do not change anything; show what would change")
-    ansible.add_argument("--diff", action="store_true", help="show the differences in changed files")
+    ansible.add_argument("-C", "--check", action="store_true", help="do not change anything; show what would change")
+    ansible.add_argument("-D", "--diff", action="store_true", help="show the differences in changed files")
     ansible.add_argument("-e", "--extra-vars", action="append", default=[], metavar="VARS",
                          help="key=value, YAML/JSON, or @FILE (repeatable)")
     ansible.add_argument("-i", "--inventory", action="append", default=[], metavar="INVENTORY",
@@ -55,6 +55,11 @@ def _options() -> Parser:
     ansible.add_argument("--limit", help="run on these hosts only")
     ansible.add_argument("-v", "--verbose", action="count", default=0,
                          help="more detail: ansible's verbosity, and each task result's status")
+    ansible.add_argument("-J", "--ask-vault-pass", "--ask-vault-password", dest="ask_vault_pass", action="store_true",
+                         help="ask for the vault password (read from standard input when it is not a terminal)")
+    ansible.add_argument("--vault-password-file", "--vault-pass-file", dest="vault_password_files", action="append",
+                         default=[], metavar="FILE", help="file holding the vault password, or a script that "
+                         "prints it (repeatable)")
     own = options.add_argument_group("reforge")
     own.add_argument("--json", action="store_true", help="print the summary as JSON only")
     own.add_argument("--project", metavar="DIR", help="the reforge project (default: $REFORGE_PROJECT, "
@@ -113,9 +118,37 @@ def _request(args: argparse.Namespace, environ: Mapping[str, str], cwd: Path) ->
         cmdline += ["-e", value]
     if getattr(args, "generation", None) is not None:
         cmdline += ["-e", json.dumps({"miniforge_rollback_generation": args.generation})]
+    vault_files = _vault_password_files(args.vault_password_files, cwd)
+    vault_password = _ask_vault_password() if args.ask_vault_pass else None
     request = RunRequest(args.command, project, playbook, inventories, cmdline,
-                         args.tags, args.skip_tags, args.limit, args.verbose)
-    return request, Scrubber(extra.secrets)
+                         args.tags, args.skip_tags, args.limit, args.verbose,
+                         vault_password_files=vault_files, vault_password=vault_password)
+    secrets = set(extra.secrets) | ({vault_password} if vault_password else set())
+    return request, Scrubber(secrets)
+
+
+def _vault_password_files(values: list[str], cwd: Path) -> list[str]:
+    """Absolute paths of readable files; anything else is refused before the run."""
+    checked: list[str] = []
+    for value in values:
+        path = (cwd / Path(value).expanduser()).resolve()
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise UsageError(f"vault password file not found or not readable: {value}")
+        checked.append(str(path))
+    return checked
+
+
+def _ask_vault_password() -> str:
+    """The vault password from the terminal (not echoed), or one line of a pipe."""
+    if sys.stdin.isatty():
+        import getpass  # pylint: disable=import-outside-toplevel
+
+        password = getpass.getpass("Vault password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise UsageError("--ask-vault-pass: no vault password was given")
+    return password
 
 
 class Interrupt:
@@ -221,7 +254,8 @@ def _execute(request: RunRequest, scrubber: Scrubber, as_json: bool, environ: Ma
     if as_json:
         print(render_json(summary, scrubber))
     else:
-        print("\n".join(scrubber.text(line) for line in render_text(summary)))
+        colour = sys.stdout.isatty() and not environ.get("NO_COLOR")
+        print("\n".join(scrubber.text(line) for line in render_text(summary, colour=colour)))
     return rc
 
 

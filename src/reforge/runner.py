@@ -68,6 +68,9 @@ class RunRequest:
     skip_tags: str | None = None
     limit: str | None = None
     verbosity: int = 0
+    vault_password_files: list[str] = field(default_factory=list)
+    # Asked with --ask-vault-pass; handed to ansible-playbook in a 0600 file, never on a command line.
+    vault_password: str | None = field(default=None, repr=False)
 
     def count_key(self) -> str:
         """Runs with the same key start the same tasks (give or take conditions)."""
@@ -198,6 +201,18 @@ def private_extra_vars(cmdline: list[str], data_dir: Path) -> list[str]:
     return out
 
 
+def vault_options(request: RunRequest, data_dir: Path) -> list[str]:
+    """--vault-password-file for each given file, and for the asked password in the private data dir."""
+    options: list[str] = []
+    for path in request.vault_password_files:
+        options += ["--vault-password-file", path]
+    if request.vault_password:
+        path = data_dir / "vault-password"
+        _write_private(path, request.vault_password + "\n", exclusive=True)
+        options += ["--vault-password-file", str(path)]
+    return options
+
+
 def extra_vars_secrets(request: RunRequest) -> Scrubber:
     """A scrubber for the secret values of the request's extra vars (files included)."""
     values = [request.cmdline[i + 1] for i, arg in enumerate(request.cmdline[:-1]) if arg == "-e"]
@@ -205,6 +220,8 @@ def extra_vars_secrets(request: RunRequest) -> Scrubber:
         secrets = load_extra_vars(values, request.project.root, request.project.secret_options()).secrets
     except UsageError:
         secrets = set()
+    if request.vault_password:
+        secrets.add(request.vault_password)
     return Scrubber(secrets)
 
 
@@ -293,7 +310,7 @@ def _start(request: RunRequest, data_dir: str, artifacts_root: Path, envvars: di
     from ansible_runner.exceptions import AnsibleRunnerException  # pylint: disable=import-outside-toplevel
     from ansible_runner.interface import init_runner  # pylint: disable=import-outside-toplevel
 
-    cmdline = private_extra_vars(request.cmdline, Path(data_dir))
+    cmdline = private_extra_vars(request.cmdline, Path(data_dir)) + vault_options(request, Path(data_dir))
     try:
         runner = init_runner(
             private_data_dir=data_dir,

@@ -28,6 +28,12 @@ STAT_KEYS = {
 # How a role's argument-spec validation opens its message, one error per line after it.
 ARGUMENT_ERRORS = "Validation of arguments failed:"
 TIMED_EVENTS = {"runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable"}
+# The doctor role publishes its findings (set_stats) under these names, keyed by host.
+DOCTOR_REPORT = "doctor_report"
+DOCTOR_SUMMARY = "doctor_summary"
+DOCTOR_STATS = (DOCTOR_REPORT, DOCTOR_SUMMARY)
+# Terminal colours for the doctor's statuses (SGR codes); none when not on a terminal.
+STATUS_COLOURS = {"FAIL": "1;31", "WARN": "33", "OK": "32", "SKIP": "2"}
 
 
 @dataclass
@@ -196,7 +202,41 @@ def _stat_lines(name: str, value: Any) -> list[str]:
     return [f"  {name}: {_text(value)}"]
 
 
-def render_text(summary: Summary) -> list[str]:
+def _paint(text: str, status: str, colour: bool) -> str:
+    code = STATUS_COLOURS.get(status)
+    return f"\x1b[{code}m{text}\x1b[0m" if colour and code else text
+
+
+def _doctor_lines(stats: Mapping[str, Any], colour: bool) -> list[str]:
+    """The doctor's findings as a table, per host: status, check, detail, then its cause and fix."""
+    reports = stats.get(DOCTOR_REPORT)
+    totals = stats.get(DOCTOR_SUMMARY) if isinstance(stats.get(DOCTOR_SUMMARY), Mapping) else {}
+    if not isinstance(reports, Mapping):
+        return []
+    lines: list[str] = []
+    for host, entries in reports.items():
+        entries = [entry for entry in entries or [] if isinstance(entry, Mapping)]
+        total = totals.get(host) if isinstance(totals.get(host), Mapping) else None
+        heading = f"doctor [{host}]"
+        if total:
+            heading += (f": {_paint(str(total.get('status', '')), str(total.get('status', '')), colour)}"
+                        f" ({total.get('ok', 0)} OK, {total.get('warn', 0)} WARN, {total.get('fail', 0)} FAIL,"
+                        f" {total.get('skip', 0)} SKIP)")
+        lines.append(heading)
+        width = max([len("check")] + [len(str(entry.get("check", ""))) for entry in entries])
+        lines.append(f"  {'status':<6}  {'check':<{width}}  detail")
+        for entry in entries:
+            status = str(entry.get("status", ""))
+            lines.append(f"  {_paint(f'{status:<6}', status, colour)}  {str(entry.get('check', '')):<{width}}  "
+                         f"{entry.get('detail', '')}")
+            for part in ("cause", "fix"):
+                if entry.get(part):
+                    lines.append(f"  {'':<6}  {'':<{width}}    {part}: {entry[part]}")
+    return lines
+
+
+def render_text(summary: Summary, colour: bool = False) -> list[str]:
+    """The summary for a reader; `colour` paints the doctor's statuses (for a terminal)."""
     lines = [
         f"reforge {summary.command}: {summary.status} (exit {summary.rc}), "
         f"{summary.tasks} tasks in {format_duration(summary.elapsed_seconds)}",
@@ -205,6 +245,8 @@ def render_text(summary: Summary) -> list[str]:
     if summary.slowest_tasks:
         lines.append("slowest tasks:")
         lines += [f"  {format_duration(t.seconds):>10}  {t.task} [{t.host}]" for t in summary.slowest_tasks]
+    # The doctor's report comes before the failure it explains ("the report above").
+    lines += _doctor_lines(summary.custom_stats, colour)
     if summary.failed_tasks:
         lines.append("failed tasks:")
         for failure in summary.failed_tasks:
@@ -213,9 +255,11 @@ def render_text(summary: Summary) -> list[str]:
     if summary.errors:
         lines.append("errors:")
         lines += [f"  {line}" for line in summary.errors]
-    if summary.custom_stats:
+    others = {name: value for name, value in summary.custom_stats.items()
+              if name not in DOCTOR_STATS or not isinstance(value, Mapping)}
+    if others:
         lines.append("custom stats:")
-        for name, value in summary.custom_stats.items():
+        for name, value in others.items():
             lines += _stat_lines(name, value)
     lines.append(f"artifacts: {summary.artifacts} (ansible's full output is in its stdout file)")
     return lines
