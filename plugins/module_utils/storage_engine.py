@@ -877,7 +877,7 @@ class Lock:
                         raise
                 if time.monotonic() >= deadline:
                     raise LockBusy(f"another start has held {path} for more than {self.s.lock_timeout:g}s; "
-                                  "nothing was changed this time")
+                                   "nothing was changed this time")
                 time.sleep(0.1)
         self._acquire_dir()
 
@@ -939,7 +939,7 @@ class Lock:
                 continue
             if time.monotonic() >= deadline:
                 raise LockBusy(f"the lock {self.dir} is held by pid {pid} on {clean(host) or 'an unknown host'} "
-                              "until its lease expires; nothing was changed this time")
+                               "until its lease expires; nothing was changed this time")
             time.sleep(0.1)
 
     def _remove_dir(self) -> None:
