@@ -445,7 +445,8 @@ def test_install_into_empty_env_run_and_update_all(standin: Standin, tmp_path: P
 # --------------------------------------------------------------------------
 
 
-def test_init_and_reverse_round_trip_is_byte_identical(standin: Standin, tmp_path: Path) -> None:
+def test_init_and_reverse_edit_the_rc_file_like_conda(standin: Standin, tmp_path: Path) -> None:
+    """conda init appends "\n" + block + "\n"; --reverse removes the block and the whitespace before it."""
     home = tmp_path
     original = b"# no trailing newline\r\nalias ll='ls -l'\n\n\xe9\nexport X=1"
     bashrc = home / ".bashrc"
@@ -459,7 +460,7 @@ def test_init_and_reverse_round_trip_is_byte_identical(standin: Standin, tmp_pat
     text = bashrc.read_bytes()
     assert text.startswith(original + b"\n# >>> conda initialize >>>\n")
     assert f"'{standin.prefix}/bin/conda' 'shell.bash' 'hook'".encode() in text
-    assert text.endswith(b"# <<< conda initialize <<<\n")
+    assert text.endswith(b"# <<< conda initialize <<<\n\n")
     assert f"no change     {bashrc}\n" in standin.conda("init", "bash", home=home).stdout
     assert f"no change     {bashrc}\n" in standin.conda("init", "--dry-run", "bash", home=home).stdout
 
@@ -474,15 +475,25 @@ def test_init_and_reverse_round_trip_is_byte_identical(standin: Standin, tmp_pat
     assert bashrc.read_bytes() == both
     standin.conda("init", "--reverse", "bash", home=home)
     standin.mamba("shell", "deinit", "-s", "bash", "-r", str(standin.prefix), home=home)
-    assert bashrc.read_bytes() == original
+    # The newlines conda init put around the block are left (this file had no final newline).
+    assert bashrc.read_bytes() == original + b"\n\n"
     assert f"no change     {bashrc}\n" in standin.conda("init", "--reverse", "bash", home=home).stdout
 
-    # zsh goes to ~/.zshrc, and a file the init created is emptied, not left with the block.
+    # zsh goes to ~/.zshrc; a file the init created keeps only the empty line.
     standin.conda("init", "zsh", home=home)
     assert b"'shell.zsh' 'hook'" in (home / ".zshrc").read_bytes()
     standin.conda("init", "--reverse", "zsh", home=home)
-    assert (home / ".zshrc").read_bytes() == b""
-    assert bashrc.read_bytes() == original
+    assert (home / ".zshrc").read_bytes() == b"\n"
+
+
+def test_macos_init_writes_bash_profile(standin: Standin, tmp_path: Path) -> None:
+    home = tmp_path
+    out = standin.conda("init", "bash", home=home, STANDIN_PLATFORM="osx").stdout
+    assert f"modified      {home / '.bash_profile'}\n" in out
+    standin.mamba("shell", "init", "-s", "bash", "-r", str(standin.prefix), home=home, STANDIN_PLATFORM="osx")
+    text = (home / ".bash_profile").read_text()
+    assert "# >>> conda initialize >>>" in text and "# >>> mamba initialize >>>" in text
+    assert not (home / ".bashrc").exists()
 
 
 def test_login_shell_activation(standin: Standin, tmp_path: Path) -> None:
