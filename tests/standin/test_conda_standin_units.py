@@ -143,7 +143,7 @@ def test_history_entry_as_conda_writes_it(fresh_state: Path) -> None:
     assert (fresh_state / "conda-meta" / "history").read_text() == (
         "==> 2024-05-01 12:00:00 <==\n"
         "# cmd: /p/bin/conda remove -y fastcore\n"
-        "# conda version: 24.11.3\n"
+        "# conda version: 26.3.2\n"
         "-conda-forge/noarch::fastcore-1.7.1-pyhd8ed1ab_0\n"
         "# remove specs: ['fastcore']\n"
         "# update specs: ['numpy>=1']\n"

@@ -417,7 +417,7 @@ def cmd_shell_posix(prog: str, command: str, argv: list[str]) -> int:
         fail("ArgumentError", f"usage: conda {command} {{hook,activate,deactivate,reactivate}}")
     action, rest = argv[0], [a for a in argv[1:] if not a.startswith("-")]
     if action == "hook":
-        sys.stdout.write(posix_hook(common.ROOT_PREFIX, bool(load_config()["auto_activate_base"])))
+        sys.stdout.write(posix_hook(common.ROOT_PREFIX, bool(load_config()["auto_activate"])))
         return 0
     if action in ("activate", "deactivate", "reactivate"):
         sys.stdout.write(activation(action, rest[0] if rest else None, common.ROOT_PREFIX))
