@@ -132,7 +132,8 @@ from typing import Any, Callable
 STAMP = ".reforge-generation.json"
 TRASH = ".trash-"
 GENERATION_ID = re.compile(r"^\d{8}T\d{6}(\.\d+)?Z$")
-MARKERS = ("conda-meta", "condabin/conda", "bin/conda", "_conda")
+# micromamba: Miniforge unpacks it (then links _conda to it) before anything else.
+MARKERS = ("conda-meta", "condabin/conda", "bin/conda", "_conda", "micromamba")
 
 
 class TransactionError(Exception):
