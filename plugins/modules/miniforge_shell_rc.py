@@ -81,6 +81,7 @@ import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.reforge.workstation.plugins.module_utils.conda_prefix_guard import home_dir
 
 
 CONDA_MARKERS = ("# >>> conda initialize >>>", "# <<< conda initialize <<<")
@@ -209,7 +210,7 @@ def rc_candidates(home):
     for name in (".bashrc", ".bash_profile", ".zshrc"):
         found[os.path.join(home, name)] = name
     if os.environ.get("ZDOTDIR"):
-        found[os.path.join(os.path.expanduser(os.environ["ZDOTDIR"]), ".zshrc")] = os.path.join("zdotdir", ".zshrc")
+        found[os.path.join(os.path.abspath(os.environ["ZDOTDIR"]), ".zshrc")] = os.path.join("zdotdir", ".zshrc")
     return found
 
 
@@ -227,7 +228,7 @@ def present(module, prefix, shell, home):
         # conda init --dry-run on the real home writes nothing; if it would change the prefix's own files,
         # a run in the scratch home would write them, so only say that something changes.
         results = conda_init(module, prefix, shell, {}, True)
-        rc_lines = [path for _, path in results if path in candidates]
+        rc_lines = [path for state, path in results if path in candidates]
         if any(state != "no change" for state, path in results if path not in candidates):
             module.exit_json(changed=True, rc_file=rc_lines[0] if rc_lines else None)
     scratch = tempfile.mkdtemp(prefix="reforge-conda-init-")
@@ -292,7 +293,7 @@ ARGUMENT_SPEC = {
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     prefix = os.path.normpath(module.params["prefix"])
-    home = module.params["home"] or os.path.expanduser("~")
+    home = module.params["home"] or home_dir()
     if module.params["state"] == "absent":
         absent(module, prefix, home)
     present(module, prefix, module.params["shell"], home)
