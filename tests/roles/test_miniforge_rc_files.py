@@ -189,9 +189,11 @@ def test_teardown_keeps_lines_another_init_commented_and_restores_this_prefixs(s
 def test_the_mamba_block_follows_an_empty_line(scratch: dict[str, Any]) -> None:
     """D13: like `mamba shell init`, the block is preceded by an empty line."""
     home, prefix, tmp = scratch["home"], scratch["prefix"], scratch["tmp"]
-    (home / ".bashrc").write_text("export EDITOR=vi\n")
+    # conda's block already in place (replaced where it is), then a user line at the end of the file.
+    own_block = USER_RC[USER_RC.index(CONDA_START):USER_RC.index("alias ll")].replace("/opt/conda", str(prefix))
+    (home / ".bashrc").write_text("export EDITOR=vi\n" + own_block + "alias ll='ls -l'\n")
     extra = {"miniforge_prefix": str(prefix), "miniforge_manage_condarc": False, "ansible_facts": facts(home, "Linux")}
     done = role(tmp, home, "install", extra)
     assert done.returncode == 0, done.stdout[-3000:]
     text = (home / ".bashrc").read_text()
-    assert f"\n\n{MAMBA_START}\n" in text
+    assert f"alias ll='ls -l'\n\n{MAMBA_START}\n" in text
