@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "standin"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_miniforge_rc_files import facts, role  # noqa: E402
-from test_standin_installer import STANDIN, install  # noqa: E402
+from test_standin_installer import STANDIN, clean_env, install  # noqa: E402
 
 
 def test_a_prefix_killed_after_micromamba_is_known_as_a_conda_prefix(tmp_path: Path) -> None:
@@ -35,9 +36,8 @@ def test_a_prefix_killed_after_micromamba_is_known_as_a_conda_prefix(tmp_path: P
     assert sorted(p.name for p in prefix.iterdir()) == ["micromamba"]
 
 
-def run_named(installer: Path, prefix: Path, home: Path):
-    import subprocess
-    from test_standin_installer import clean_env
+def run_named(installer: Path, prefix: Path, home: Path) -> subprocess.CompletedProcess[str]:
+    """Run INSTALLER as `bash INSTALLER -b -p PREFIX`, under whatever name it has."""
     return subprocess.run(["bash", str(installer), "-b", "-p", str(prefix)], env=clean_env(home),
                           capture_output=True, text=True, check=False)
 
