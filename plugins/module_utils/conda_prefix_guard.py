@@ -17,7 +17,8 @@ import re
 import stat
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-MARKERS = ("conda-meta", "condabin/conda", "bin/conda", "_conda")
+# micromamba: Miniforge unpacks it (then links _conda to it) before anything else.
+MARKERS = ("conda-meta", "condabin/conda", "bin/conda", "_conda", "micromamba")
 MOUNTINFO = "/proc/self/mountinfo"
 # A prefix may not sit directly in one of these (a prefix in /opt or in root's home is normal).
 PARENTS_REFUSED = ("/", "/usr", "/etc", "/proc", "/sys", "/dev", "/boot", "/bin", "/sbin", "/lib", "/lib64")
@@ -163,7 +164,7 @@ def ownership_refusal(facts: Dict[str, Any], user: str) -> str:
     if not facts["owned_by_user"]:
         return f"it is not owned by {user}"
     if not (facts["is_conda_prefix"] or facts["is_empty"]):
-        return "it is not a conda prefix (no conda-meta/, condabin/conda, bin/conda or _conda inside)"
+        return "it is not a conda prefix (no conda-meta/, condabin/conda, bin/conda, _conda or micromamba inside)"
     return ""
 
 

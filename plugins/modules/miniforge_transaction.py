@@ -139,7 +139,8 @@ from ansible_collections.reforge.workstation.plugins.module_utils.conda_prefix_g
 STAMP = ".reforge-generation.json"
 TRASH = ".trash-"
 GENERATION_ID = re.compile(r"^\d{8}T\d{6}(\.\d+)?Z$")
-MARKERS = ("conda-meta", "condabin/conda", "bin/conda", "_conda")
+# micromamba: Miniforge unpacks it (then links _conda to it) before anything else.
+MARKERS = ("conda-meta", "condabin/conda", "bin/conda", "_conda", "micromamba")
 
 
 class TransactionError(Exception):

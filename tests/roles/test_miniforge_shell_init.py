@@ -2,7 +2,7 @@
 
 The prefix rules refuse a prefix with a quote, a backtick or a $ up front; the block
 is quoted safely anyway. This runs the role's own shell_init.yml with ansible-playbook
-on this machine (one run for all the prefixes), against scratch rc files and scratch
+on this machine (one run for all the prefixes), against scratch homes and scratch
 prefixes whose conda is a stub, then sources each rc file in a new bash and reads
 back the prefix.
 """
@@ -33,6 +33,8 @@ PLAY = """
       vars:
         miniforge_prefix: "{{{{ item.prefix }}}}"
         __miniforge_rc: "{{{{ item.rc }}}}"
+        ansible_facts:
+          user_dir: "{{{{ item.home }}}}"
 """
 
 
@@ -45,11 +47,15 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         prefix = scratch / str(number) / name
         (prefix / "bin").mkdir(parents=True)
         conda = prefix / "bin" / "conda"
-        conda.write_text("#!/bin/sh\nexit 0\n")
+        # conda init's one line about the rc file (the role runs it with HOME in a scratch copy).
+        conda.write_text('#!/bin/sh\nprintf "no change     %s\\n" "$HOME/.bashrc"\n')
         conda.chmod(0o755)
-        prefixes.append({"prefix": str(prefix), "rc": str(scratch / f"bashrc{number}")})
+        home = scratch / f"home{number}"
+        home.mkdir()
+        prefixes.append({"prefix": str(prefix), "rc": str(home / ".bashrc"), "home": str(home)})
     (scratch / "play.yml").write_text(PLAY.format(tasks=TASKS))
-    (scratch / "ansible.cfg").write_text("[defaults]\n")
+    # The role's modules come from this checkout's collection (collections/ links it).
+    (scratch / "ansible.cfg").write_text(f"[defaults]\ncollections_path = {REPO / 'collections'}\n")
     extra = {"prefixes": prefixes, "__miniforge_shell": "bash", "__miniforge_guard": {"complete": True},
              "ansible_python_interpreter": sys.executable}
     env = dict(os.environ, ANSIBLE_CONFIG=str(scratch / "ansible.cfg"))
@@ -69,5 +75,5 @@ def test_the_mamba_block_sources_cleanly_and_names_the_prefix(written: dict[str,
                           capture_output=True, text=True, check=False)
     assert read.stderr == "", prefix
     assert read.returncode == 0
-    expected = rc.parent / rc.name.removeprefix("bashrc") / name
+    expected = rc.parent.parent / rc.parent.name.removeprefix("home") / name
     assert read.stdout == f"{expected}|{expected}/bin/mamba"

@@ -75,7 +75,8 @@ def publish(root: Path, version: str, platforms: List[str], content: str = "") -
     for platform in platforms:
         name = f"Miniforge3-{version}-{platform}.sh"
         digests[platform] = fake_digest(version, platform)
-        (folder / f"{name}.sha256").write_text(content or f"{digests[platform]}  {name}\n", encoding="utf-8")
+        # Miniforge's build.sh runs `sha256sum ./<name>`, so the line names `./<name>`.
+        (folder / f"{name}.sha256").write_text(content or f"{digests[platform]}  ./{name}\n", encoding="utf-8")
     return digests
 
 

@@ -31,7 +31,8 @@ def fresh_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    for name in ("CONDARC", "XDG_CONFIG_HOME", "ZDOTDIR", "MAMBA_ROOT_PREFIX", "STANDIN_CONDA_CANNOT_PARSE"):
+    for name in ("CONDARC", "XDG_CONFIG_HOME", "ZDOTDIR", "MAMBA_ROOT_PREFIX", "STANDIN_CONDA_CANNOT_PARSE",
+                 "STANDIN_PLATFORM"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(common, "ROOT_PREFIX", str(root))
     monkeypatch.setattr(common, "PROG", "conda")
@@ -142,7 +143,7 @@ def test_history_entry_as_conda_writes_it(fresh_state: Path) -> None:
     assert (fresh_state / "conda-meta" / "history").read_text() == (
         "==> 2024-05-01 12:00:00 <==\n"
         "# cmd: /p/bin/conda remove -y fastcore\n"
-        "# conda version: 24.11.3\n"
+        "# conda version: 26.3.2\n"
         "-conda-forge/noarch::fastcore-1.7.1-pyhd8ed1ab_0\n"
         "# remove specs: ['fastcore']\n"
         "# update specs: ['numpy>=1']\n"
@@ -349,3 +350,46 @@ def test_reverse_removes_every_conda_block_whatever_its_prefix() -> None:
     mamba_only = "export A=1\nexport B=2\n\n" + shell.mamba_block("bash", "/o", "/o/m") + "\n"
     assert shell.edit_rc(content, common.CONDA_BLOCK, None) == mamba_only
     assert shell.edit_rc(mamba_only, common.MAMBA_BLOCK, None) == "export A=1\nexport B=2\n"
+
+
+# ---------------------------------------------------------------- conda init's real rc edits (D3, D11)
+
+
+def test_conda_init_comments_out_user_lines_and_replaces_every_block() -> None:
+    """As conda/core/initialize.py init_sh_user: the user's venv line and the image's block do not survive as they were."""
+    prefix = "/home/u/miniforge3"
+    ours = shell.conda_block("bash", prefix) + "\n"
+    image = shell.conda_block("bash", "/opt/conda") + "\n"
+    user = (
+        "export EDITOR=vi\n    source ~/venv/bin/activate\n. /opt/conda/etc/profile.d/conda.sh\nconda activate web\n"
+        'export PATH="$HOME/miniforge3/bin:$PATH"\n' + image + "echo end\n"
+    )
+    forward = shell.conda_edit_rc(user, ours, False, prefix)
+    comment = "  # commented out by conda initialize\n"
+    assert forward == (
+        "export EDITOR=vi\n# source ~/venv/bin/activate" + comment + "# . /opt/conda/etc/profile.d/conda.sh" + comment
+        + "# conda activate web" + comment + '# export PATH="$HOME/miniforge3/bin:$PATH"' + comment + ours + "echo end\n"
+    )
+    assert shell.conda_edit_rc(forward, ours, False, prefix) == forward
+    # --reverse un-comments (indentation lost) and removes every conda block.
+    assert shell.conda_edit_rc(forward, ours, True, prefix) == (
+        "export EDITOR=vi\nsource ~/venv/bin/activate\n. /opt/conda/etc/profile.d/conda.sh\nconda activate web\n"
+        'export PATH="$HOME/miniforge3/bin:$PATH"\necho end\n'
+    )
+
+
+def test_conda_init_appends_newline_block_newline_and_reverse_leaves_one_newline() -> None:
+    ours = shell.conda_block("bash", "/p/miniforge3") + "\n"
+    added = shell.conda_edit_rc("foo\n", ours, False, "/p/miniforge3")
+    assert added == "foo\n\n" + ours + "\n"
+    assert shell.conda_edit_rc(added, ours, True, "/p/miniforge3") == "foo\n\n"
+
+
+def test_macos_writes_bash_profile_and_mamba_ignores_zdotdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STANDIN_PLATFORM", "osx")
+    monkeypatch.setenv("ZDOTDIR", str(tmp_path / "zdot"))
+    assert shell.rc_file("bash") == str(tmp_path / "home" / ".bash_profile")
+    assert shell.rc_file("zsh") == str(tmp_path / "zdot" / ".zshrc")
+    assert shell.rc_file("zsh", follow_zdotdir=False) == str(tmp_path / "home" / ".zshrc")
+    monkeypatch.setenv("STANDIN_PLATFORM", "linux")
+    assert shell.rc_file("bash") == str(tmp_path / "home" / ".bashrc")

@@ -39,7 +39,7 @@ def test_mamba_writes_mamba2_history_and_conda_writes_conda_form(used: Standin) 
     assert mamba_install[-1] == '# update specs: ["numpy[version=\\">=1,<2\\"]", "fastcore=1.5"]'
     # An update request puts its spec on the update and on the remove line.
     assert mamba_update[-2:] == ['# update specs: ["fastcore"]', '# remove specs: ["fastcore"]']
-    assert conda_install[2] == "# conda version: 24.11.3"
+    assert conda_install[2] == "# conda version: 26.3.2"
     assert conda_install[-1] == "# update specs: ['sentencepiece']"
     # Replayed per request (remove, then update), the update keeps fastcore requested;
     # conda prints each spec in its own spelling.

@@ -134,7 +134,7 @@ def test_batch_install_builds_the_prefix(standin: Standin) -> None:
     assert (prefix / ".condarc").read_text() == "channels:\n  - conda-forge\n"
     records = {json.loads(p.read_text())["name"]: p.name for p in (prefix / "conda-meta").glob("*.json")}
     assert {"python", "pip", "conda", "mamba"} <= set(records)
-    assert records["conda"] == next(iter((prefix / "conda-meta").glob("conda-24.11.3-*.json"))).name
+    assert records["conda"] == next(iter((prefix / "conda-meta").glob("conda-26.3.2-*.json"))).name
     # A real interpreter with a real pip.
     probe = run([str(prefix / "bin" / "python"), "-c", "import sys, pip; print(sys.prefix)"], standin.home)
     assert probe.stdout.strip() == str(prefix)
@@ -142,15 +142,17 @@ def test_batch_install_builds_the_prefix(standin: Standin) -> None:
         [str(prefix / "bin" / "python"), "-c", "import platform; print(platform.python_version())"], standin.home
     ).stdout.strip()
     assert standin.listed()["python"]["version"] == python_version
-    assert standin.conda("--version").stdout == "conda 24.11.3\n"
-    assert standin.mamba("--version").stdout == "2.0.5\n"
-    # The first history entry is the installer's, in conda's format.
+    assert standin.conda("--version").stdout == "conda 26.3.2\n"
+    assert standin.mamba("--version").stdout == "2.5.0\n"
+    # The first history entry is the installer's, written by constructor at build time (D14):
+    # no `# conda version` line, and Miniforge 26.3.2-3's requested specs.
     first = history_entries(prefix)[0]
-    assert first[1].startswith("# cmd: ") and "-b -p " + str(prefix) in first[1]
-    assert first[2] == "# conda version: 24.11.3"
+    assert first[1] == "# cmd: constructor Miniforge3/ --output-dir build"
+    assert not any(line.startswith("# conda version") for line in first)
     assert f"+conda-forge/noarch::pip-{standin.listed()['pip']['version']}-pyh8b19718_2" in first
-    minor = ".".join(python_version.split(".")[:2])
-    assert first[-1] == f"# update specs: ['python={minor}', 'conda==24.11.3', 'mamba==2.0.5', 'pip']"
+    assert first[-1] == "# update specs: ['python=3.13', \"conda[version='>=26.3.2']\", \"mamba[version='>=2.5.0']\", 'pip']"
+    # Miniforge's standalone is micromamba, and _conda a link to it (D14).
+    assert (prefix / "micromamba").is_file() and os.readlink(prefix / "_conda") == str(prefix / "micromamba")
     # A batch install changes no shell rc file.
     assert (standin.home / ".bashrc").read_text() == "# user's bashrc\nexport EDITOR=vi\n"
     assert not (standin.home / ".zshrc").exists()
@@ -306,7 +308,7 @@ def test_install_update_remove_with_json_and_history(standin: Standin) -> None:
     # fastai went with fastcore: a spec whose package is gone is not exported, as in real conda.
     assert "fastai" not in exported["dependencies"]
     assert "fastcore=1.5" not in exported["dependencies"] and "tinydep" not in exported["dependencies"]
-    assert exported["dependencies"][1:4] == ["conda==24.11.3", "mamba==2.0.5", "pip"]
+    assert exported["dependencies"][:4] == ["python=3.13", "conda[version='>=26.3.2']", "mamba[version='>=2.5.0']", "pip"]
 
 
 def test_solver_errors_are_plain_text_on_stderr(standin: Standin) -> None:
@@ -445,7 +447,8 @@ def test_install_into_empty_env_run_and_update_all(standin: Standin, tmp_path: P
 # --------------------------------------------------------------------------
 
 
-def test_init_and_reverse_round_trip_is_byte_identical(standin: Standin, tmp_path: Path) -> None:
+def test_init_and_reverse_edit_the_rc_file_like_conda(standin: Standin, tmp_path: Path) -> None:
+    """conda init appends "\n" + block + "\n"; --reverse removes the block and the whitespace before it."""
     home = tmp_path
     original = b"# no trailing newline\r\nalias ll='ls -l'\n\n\xe9\nexport X=1"
     bashrc = home / ".bashrc"
@@ -459,7 +462,7 @@ def test_init_and_reverse_round_trip_is_byte_identical(standin: Standin, tmp_pat
     text = bashrc.read_bytes()
     assert text.startswith(original + b"\n# >>> conda initialize >>>\n")
     assert f"'{standin.prefix}/bin/conda' 'shell.bash' 'hook'".encode() in text
-    assert text.endswith(b"# <<< conda initialize <<<\n")
+    assert text.endswith(b"# <<< conda initialize <<<\n\n")
     assert f"no change     {bashrc}\n" in standin.conda("init", "bash", home=home).stdout
     assert f"no change     {bashrc}\n" in standin.conda("init", "--dry-run", "bash", home=home).stdout
 
@@ -474,15 +477,25 @@ def test_init_and_reverse_round_trip_is_byte_identical(standin: Standin, tmp_pat
     assert bashrc.read_bytes() == both
     standin.conda("init", "--reverse", "bash", home=home)
     standin.mamba("shell", "deinit", "-s", "bash", "-r", str(standin.prefix), home=home)
-    assert bashrc.read_bytes() == original
+    # The newlines conda init put around the block are left (this file had no final newline).
+    assert bashrc.read_bytes() == original + b"\n\n"
     assert f"no change     {bashrc}\n" in standin.conda("init", "--reverse", "bash", home=home).stdout
 
-    # zsh goes to ~/.zshrc, and a file the init created is emptied, not left with the block.
+    # zsh goes to ~/.zshrc; a file the init created keeps only the empty line.
     standin.conda("init", "zsh", home=home)
     assert b"'shell.zsh' 'hook'" in (home / ".zshrc").read_bytes()
     standin.conda("init", "--reverse", "zsh", home=home)
-    assert (home / ".zshrc").read_bytes() == b""
-    assert bashrc.read_bytes() == original
+    assert (home / ".zshrc").read_bytes() == b"\n"
+
+
+def test_macos_init_writes_bash_profile(standin: Standin, tmp_path: Path) -> None:
+    home = tmp_path
+    out = standin.conda("init", "bash", home=home, STANDIN_PLATFORM="osx").stdout
+    assert f"modified      {home / '.bash_profile'}\n" in out
+    standin.mamba("shell", "init", "-s", "bash", "-r", str(standin.prefix), home=home, STANDIN_PLATFORM="osx")
+    text = (home / ".bash_profile").read_text()
+    assert "# >>> conda initialize >>>" in text and "# >>> mamba initialize >>>" in text
+    assert not (home / ".bashrc").exists()
 
 
 def test_login_shell_activation(standin: Standin, tmp_path: Path) -> None:
@@ -559,7 +572,7 @@ def test_config_show_reads_condarc_subset(standin: Standin, tmp_path: Path) -> N
     assert default["pkgs_dirs"] == [str(standin.prefix / "pkgs"), str(tmp_path / "nohome" / ".conda" / "pkgs")]
 
     info = standin.conda_json("info", home=home)
-    assert info["conda_version"] == "24.11.3"
+    assert info["conda_version"] == "26.3.2"
     assert info["root_prefix"] == str(standin.prefix)
     assert info["active_prefix"] is None
     assert info["envs"][0] == str(standin.prefix)

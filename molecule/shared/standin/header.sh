@@ -17,11 +17,17 @@
 
 set -eu
 
-STANDIN_RELEASE="24.11.3-0"
+# As constructor's header.sh: the installer refuses to run unless its own name ends
+# in .sh (it takes anything else for being sourced), whatever shell runs it.
+if ! echo "$0" | grep '\.sh$' > /dev/null; then
+    printf 'Please run using "bash"/"dash"/"sh"/"zsh", but not "." or "source".\n' >&2
+    exit 1
+fi
+
+STANDIN_RELEASE="26.3.2-3"
 @STANDIN_PAYLOAD@
 
 INSTALLER_NAME="Miniforge3"
-THIS_PATH="$0"
 
 usage() {
     cat <<USAGE
@@ -43,7 +49,6 @@ BATCH=0
 FORCE=0
 UPDATE=0
 PREFIX="${HOME:-/root}/miniforge3"
-ORIGINAL_ARGS="$*"
 
 while getopts "bfhp:su" opt; do
     case "$opt" in
@@ -83,6 +88,9 @@ if [ -e "$PREFIX" ] && [ "$UPDATE" = 0 ] && [ "$FORCE" = 0 ]; then
     exit 1
 fi
 
+# The real installer ignores the caller's conda configuration files.
+unset CONDARC MAMBARC
+
 HOST_PYTHON="${STANDIN_PYTHON:-python3}"
 if ! "$HOST_PYTHON" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
     echo "ERROR: the stand-in needs python3 >= 3.10 with the venv module (ensurepip): '$HOST_PYTHON'" >&2
@@ -96,12 +104,18 @@ fi
 PREFIX="$(cd "$PREFIX" && pwd)"
 echo "PREFIX=$PREFIX"
 
-# 0. Like the real installer, unpack the standalone conda (_conda) first, so
-#    that an interrupted install leaves a prefix recognisable as conda's.
-if [ ! -e "$PREFIX/_conda" ]; then
-    printf '#!/bin/sh\necho "conda-standalone stand-in: nothing to do" >&2\nexit 1\n' >"$PREFIX/_conda"
-    chmod 0755 "$PREFIX/_conda"
+# 0. Like the real installer, unpack the standalone first: Miniforge's is micromamba,
+#    written as PREFIX/micromamba, with PREFIX/_conda a symbolic link to it. An install
+#    killed in between leaves only PREFIX/micromamba (STANDIN_INTERRUPT_AFTER_MICROMAMBA=1).
+if [ ! -e "$PREFIX/micromamba" ]; then
+    printf '#!/bin/sh\necho "micromamba stand-in: nothing to do" >&2\nexit 1\n' >"$PREFIX/micromamba"
+    chmod 0755 "$PREFIX/micromamba"
 fi
+if [ "${STANDIN_INTERRUPT_AFTER_MICROMAMBA:-0}" = 1 ]; then
+    echo "ERROR: interrupted after micromamba was written (STANDIN_INTERRUPT_AFTER_MICROMAMBA=1)" >&2
+    exit 1
+fi
+ln -sfn "$PREFIX/micromamba" "$PREFIX/_conda"
 
 # 1. The interpreter: a real Python with a real pip. A repair (-u) keeps a
 #    working one, as the real installer keeps an intact python package.
@@ -155,6 +169,6 @@ test -d ~/.conda || mkdir -p ~/.conda >/dev/null 2>/dev/null || test -d ~/.conda
 
 # 4. conda-meta records, history, profile scripts and .condarc. Like the real
 #    payload, on -u or -f too: history and .condarc are replaced, not merged.
-"$PREFIX/bin/conda" _standin-postinstall --cmd "$THIS_PATH $ORIGINAL_ARGS"
+"$PREFIX/bin/conda" _standin-postinstall
 
 echo "installation finished."

@@ -5,11 +5,11 @@ import os
 import sys
 
 from . import common
-from .common import CONDA_VERSION, CondaError, MAMBA_VERSION, SolveError, fail
+from .common import CONDA_VERSION, CondaError, MAMBA_VERSION, SHIPPED_PYTHON, SolveError, fail
 from .prefix import read_records
 from .index import _index, _root_python_version, index_package, index_versions
 from .transaction import _write, link_package
-from .history import INSTALLER_STAMP, append_history, history_dist, history_path
+from .history import INSTALLER_STAMP, history_dist, history_path
 from .options import _parser, emit_json
 from .commands import cmd_clean, cmd_config, cmd_create, cmd_env, cmd_info, cmd_install, cmd_list, cmd_remove, cmd_run
 from .shell import cmd_activate_binary, cmd_init, cmd_shell_mamba, cmd_shell_posix, mamba_hook, posix_hook
@@ -18,7 +18,7 @@ from .shell import cmd_activate_binary, cmd_init, cmd_shell_mamba, cmd_shell_pos
 def cmd_postinstall(prog: str, command: str, argv: list[str]) -> int:
     """Called once by the installer: base records, history, profile scripts, .condarc."""
     parser = _parser(prog, command)
-    parser.add_argument("--cmd", default="Miniforge3-standin.sh")
+    parser.add_argument("--cmd", default="constructor Miniforge3/ --output-dir build")
     args = parser.parse_args(argv)
     prefix = common.ROOT_PREFIX
     for directory in ("conda-meta", "pkgs", "envs", "etc/profile.d", "condabin"):
@@ -44,14 +44,18 @@ def cmd_postinstall(prog: str, command: str, argv: list[str]) -> int:
         else:
             record = link_package(prefix, pkg, "")
         linked.append(history_dist(record))
+    # The installer's entry is constructor's (preconda.py write_history), baked in at build time:
+    # `# cmd: constructor …`, no `# conda version` line, and Miniforge's user_requested_specs.
     specs = [
-        f"python={'.'.join(_root_python_version().split('.')[:2])}",
-        f"conda=={CONDA_VERSION}",
-        f"mamba=={MAMBA_VERSION}",
+        f"python={SHIPPED_PYTHON}",
+        f"conda[version='>={CONDA_VERSION}']",
+        f"mamba[version='>={MAMBA_VERSION}']",
         "pip",
     ]
-    open(history_path(prefix), "w", encoding="utf-8").close()
-    append_history(prefix, args.cmd, [], linked, specs, [], stamp=INSTALLER_STAMP)
+    lines = [f"==> {INSTALLER_STAMP} <==", f"# cmd: {args.cmd}"] + [f"+{dist}" for dist in sorted(linked)]
+    lines.append(f"# update specs: {specs!r}")
+    with open(history_path(prefix), "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
     return 0
 
 

@@ -439,6 +439,8 @@ def cmd_info(prog: str, command: str, argv: list[str]) -> int:
             "config_files": condarc_files(),
             "default_prefix": common.ROOT_PREFIX,
             "envs": envs,
+            # conda 26 adds envs_details (one entry per environment).
+            "envs_details": {env: {"name": env_name(env, config), "base": env == common.ROOT_PREFIX} for env in envs},
             "envs_dirs": config["envs_dirs"],
             "pkgs_dirs": config["pkgs_dirs"],
             "platform": PLATFORM,

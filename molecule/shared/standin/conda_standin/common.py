@@ -11,8 +11,11 @@ import sys
 from typing import Any, NoReturn
 
 
-CONDA_VERSION = "24.11.3"
-MAMBA_VERSION = "2.0.5"
+# What Miniforge 26.3.2-3 ships (construct.yaml): conda 26.3.2, mamba 2.5.0, Python 3.13.
+# The interpreter is still the host's (see README "What it does not cover").
+CONDA_VERSION = "26.3.2"
+MAMBA_VERSION = "2.5.0"
+SHIPPED_PYTHON = "3.13"
 CHANNEL = "conda-forge"
 # Placeholder hosts (".invalid" never resolves): nothing is ever downloaded.
 CHANNEL_ALIAS = "https://conda.standin.invalid"

@@ -133,7 +133,9 @@ def load_config() -> dict[str, Any]:
         or [os.path.join(common.ROOT_PREFIX, "pkgs"), os.path.join(home(), ".conda", "pkgs")],
         "envs_dirs": [_expand(p) for p in merged.get("envs_dirs") or []]
         or [os.path.join(common.ROOT_PREFIX, "envs"), os.path.join(home(), ".conda", "envs")],
-        "auto_activate_base": merged.get("auto_activate_base", True),
+        # conda 26 renamed auto_activate_base to auto_activate; the old name is an alias.
+        "auto_activate": merged.get("auto_activate", merged.get("auto_activate_base", True)),
+        "auto_activate_base": merged.get("auto_activate", merged.get("auto_activate_base", True)),
         "changeps1": merged.get("changeps1", True),
         "always_yes": merged.get("always_yes"),
         "show_channel_urls": merged.get("show_channel_urls"),

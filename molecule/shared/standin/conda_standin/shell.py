@@ -12,10 +12,21 @@ from .config import _expand, env_name, home, load_config, locate_named
 from .options import _parser, _set_json
 
 
-def rc_file(shell: str) -> str:
+def on_mac() -> bool:
+    """macOS mode: STANDIN_PLATFORM=osx, or a Darwin kernel (the real tools ask the OS)."""
+    wanted = os.environ.get("STANDIN_PLATFORM", "")
+    return wanted.startswith("osx") or (not wanted and os.uname().sysname == "Darwin")
+
+
+def rc_file(shell: str, follow_zdotdir: bool = True) -> str:
+    """The rc file init edits: conda honours $ZDOTDIR, mamba 2 does not (follow_zdotdir=False).
+
+    On macOS both write bash's block to ~/.bash_profile (conda initialize.py, libmamba shell_init.cpp).
+    """
     if shell == "zsh":
-        return os.path.join(os.environ.get("ZDOTDIR") or home(), ".zshrc")
-    return os.path.join(home(), ".bashrc")
+        zdotdir = os.environ.get("ZDOTDIR") if follow_zdotdir else None
+        return os.path.join(zdotdir or home(), ".zshrc")
+    return os.path.join(home(), ".bash_profile" if on_mac() else ".bashrc")
 
 
 def conda_block(shell: str, root: str) -> str:
@@ -58,6 +69,56 @@ def _block_pattern(markers: tuple[str, str], with_newlines: bool) -> re.Pattern[
     return re.compile(core, re.MULTILINE)
 
 
+# conda's own patterns (conda/core/initialize.py, init_sh_user), non-Windows.
+CONDA_INITIALIZE_RE_BLOCK = r"^# >>> conda initialize >>>(?:\n|\r\n)([\s\S]*?)# <<< conda initialize <<<(?:\n|\r\n)?"
+CONDA_INIT_COMMENT = "# commented out by conda initialize"
+
+
+def conda_edit_rc(content: str, block: str, reverse: bool, prefix: str) -> str:
+    """What `conda init [--reverse]` does to a user rc file, unpleasant parts included.
+
+    Forward: user lines that set up a conda or a virtualenv are commented out
+    (`export PATH="…<prefix basename>/bin:$PATH"`, `. …/etc/profile.d/conda.sh` and a
+    `conda activate` right after it, any `source …/bin/activate`), EVERY conda block,
+    whatever prefix it points at, is replaced by this one, and a file without a block gets
+    "\n" + block + "\n" appended (the block ends with its own newline). Reverse: every
+    commented-out line is un-commented and every conda block is removed with the
+    whitespace before it.
+    """
+    if reverse:
+        content = re.sub(rf"#\s(.*?)\s*{CONDA_INIT_COMMENT}", r"\1", content, flags=re.MULTILINE)
+        return re.sub(r"^\s*" + CONDA_INITIALIZE_RE_BLOCK, "", content, flags=re.DOTALL | re.MULTILINE)
+    content = re.sub(
+        rf"^[ \t]*?(export PATH=[\'\"].*?{os.path.basename(prefix)}\/bin:\$PATH[\'\"])",
+        rf"# \1  {CONDA_INIT_COMMENT}",
+        content,
+        flags=re.MULTILINE,
+    )
+    content = re.sub(
+        r"^[ \t]*[^#\n]?[ \t]*((?:source|\.) .*etc\/profile\.d\/conda\.sh.*?)\n(conda activate.*?)$",
+        rf"# \1  {CONDA_INIT_COMMENT}\n# \2  {CONDA_INIT_COMMENT}",
+        content,
+        flags=re.MULTILINE,
+    )
+    content = re.sub(
+        r"^[ \t]*[^#\n]?[ \t]*((?:source|\.) .*etc\/profile\.d\/conda\.sh.*?)$",
+        rf"# \1  {CONDA_INIT_COMMENT}",
+        content,
+        flags=re.MULTILINE,
+    )
+    content = re.sub(
+        r"^[ \t]*^[ \t]*[^#\n]?[ \t]*((?:source|\.) .*bin/activate.*?)$",
+        rf"# \1  {CONDA_INIT_COMMENT}",
+        content,
+        flags=re.MULTILINE,
+    )
+    replace = "__CONDA_REPLACE_ME_123__"
+    content = re.sub(CONDA_INITIALIZE_RE_BLOCK, replace, content, flags=re.MULTILINE).replace(replace, block)
+    if CONDA_BLOCK[0] not in content:
+        content += f"\n{block}\n"
+    return content
+
+
 def edit_rc(content: str, markers: tuple[str, str], block: str | None) -> str:
     """Put BLOCK in CONTENT (replace in place or append), or remove it when BLOCK is None."""
     if block is None:
@@ -81,11 +142,11 @@ def _write_text(path: str, text: str) -> None:
         handle.write(text)
 
 
-def apply_rc(path: str, markers: tuple[str, str], block: str | None, dry_run: bool) -> bool:
+def apply_rc(path: str, markers: tuple[str, str], block: str | None, dry_run: bool, editor=None) -> bool:
     current = _read_text(path)
     if current is None and block is None:
         return False
-    updated = edit_rc(current or "", markers, block)
+    updated = editor(current or "") if editor else edit_rc(current or "", markers, block)
     if updated == (current or "") and current is not None:
         return False
     if not dry_run:
@@ -119,8 +180,12 @@ def cmd_init(prog: str, command: str, argv: list[str]) -> int:
     changed = False
     for shell in dict.fromkeys(shells):
         path = rc_file(shell)
-        block = None if args.reverse else conda_block(shell, common.ROOT_PREFIX)
-        modified = apply_rc(path, CONDA_BLOCK, block, args.dry_run)
+        block = conda_block(shell, common.ROOT_PREFIX) + "\n"
+
+        def editor(content: str, block: str = block) -> str:
+            return conda_edit_rc(content, block, args.reverse, common.ROOT_PREFIX)
+
+        modified = apply_rc(path, CONDA_BLOCK, None if args.reverse else block, args.dry_run, editor)
         changed = changed or modified
         print(f"{'modified' if modified else 'no change':<14}{path}")
     if changed:
@@ -352,7 +417,7 @@ def cmd_shell_posix(prog: str, command: str, argv: list[str]) -> int:
         fail("ArgumentError", f"usage: conda {command} {{hook,activate,deactivate,reactivate}}")
     action, rest = argv[0], [a for a in argv[1:] if not a.startswith("-")]
     if action == "hook":
-        sys.stdout.write(posix_hook(common.ROOT_PREFIX, bool(load_config()["auto_activate_base"])))
+        sys.stdout.write(posix_hook(common.ROOT_PREFIX, bool(load_config()["auto_activate"])))
         return 0
     if action in ("activate", "deactivate", "reactivate"):
         sys.stdout.write(activation(action, rest[0] if rest else None, common.ROOT_PREFIX))
@@ -389,7 +454,7 @@ def cmd_shell_mamba(prog: str, command: str, argv: list[str]) -> int:
         return 0
     if shell == "posix":
         fail("CondaValueError", "shell init needs bash or zsh")
-    path = rc_file(shell)
+    path = rc_file(shell, follow_zdotdir=False)
     if args.action == "deinit":
         print(
             f'Removing the following in your "{path}" file\n# >>> mamba initialize >>>\n...\n'
