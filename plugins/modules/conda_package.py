@@ -243,6 +243,7 @@ from ansible_collections.reforge.workstation.plugins.module_utils.conda_cli impo
     unique,
     versions,
 )
+from ansible_collections.reforge.workstation.plugins.module_utils.conda_history import mamba_prunes
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "name": {"type": "list", "elements": "str", "required": True},
@@ -342,6 +343,11 @@ class PackageManager:
         planned: List[Transaction] = []
         for verb, specs in self.plan(target, before):
             transaction = self.dry_run(target, verb, specs)
+            if transaction is not None and verb == "remove" and self.cli.mamba and target.prefix:
+                # mamba's remove also prunes orphaned dependencies; conda's dry run does not say so.
+                removed = [str(rec.get("name", "")) for rec in transaction.unlinked]
+                transaction.unlinked.extend(before[name] for name in sorted(mamba_prunes(target.prefix, removed))
+                                            if name in before)
             if transaction is not None and (verb == "create" or not transaction.nothing_to_do):
                 planned.append(transaction)
 

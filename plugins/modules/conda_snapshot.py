@@ -196,6 +196,7 @@ warnings:
 """
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Set, Tuple
 
@@ -225,6 +226,9 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "exclude": {"type": "list", "elements": "str", "default": ["python", "pip", "conda", "mamba"]},
 }
 EXPORT = "conda env export"
+EXPLICIT = "conda env export (explicit list: packages nothing else needs)"
+# name=version=build: how conda >= 25.7 exports an installed package (conda_env_form()).
+_EXPLICIT_SPEC = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*=[^=\s\[]+=[^=\s\[]+$")
 
 
 def empty_result(prefix: str, reason: str, cli: CondaCli, exists: bool = False) -> Dict[str, Any]:
@@ -327,7 +331,13 @@ class Requests:
     history_problem: str = ""
 
 
-def requested(module: AnsibleModule, cli: CondaCli, prefix: str, installed: Set[str]) -> Requests:
+def leaves(records: Dict[str, dict]) -> Set[str]:
+    """Installed packages that no other installed package depends on."""
+    needed = {history_spec_name(str(dep)) for rec in records.values() for dep in rec.get("depends") or []}
+    return {name for name in records if name not in needed}
+
+
+def requested(module: AnsibleModule, cli: CondaCli, prefix: str, installed: Dict[str, dict]) -> Requests:
     """Specs of installed packages by name: the history first, conda's export second."""
     text, problem = read_text(os.path.join(prefix, "conda-meta", "history"))
     reading = read_history(text)
@@ -338,12 +348,24 @@ def requested(module: AnsibleModule, cli: CondaCli, prefix: str, installed: Set[
     if found.specs:
         found.sources.append("history")
     exported, found.channels = export_opinion(module, cli, prefix)
+    if exported and all(_EXPLICIT_SPEC.match(spec) for spec in exported):
+        # conda >= 25.7 exports every installed package, with its build, when the
+        # history holds no request: those are not the user's requests. What no
+        # other package needs is the closest reading of what the user asked for.
+        tops = leaves(installed)
+        exported = [spec for spec in exported if history_spec_name(spec) in tops]
+        if exported and not found.specs:
+            module.warn("conda env export found no request in %s/conda-meta/history and listed every installed "
+                        "package; the snapshot keeps those that no other package needs." % prefix)
+        label = EXPLICIT
+    else:
+        label = EXPORT
     for spec in exported:
         name = history_spec_name(spec)
         if name in installed and name not in found.specs:
             found.specs[name] = spec
-            if EXPORT not in found.sources:
-                found.sources.append(EXPORT)
+            if label not in found.sources:
+                found.sources.append(label)
     return found
 
 
@@ -357,7 +379,7 @@ def snapshot(module: AnsibleModule, cli: CondaCli, prefix: str) -> Dict[str, Any
     records, broken = installed_records(prefix)
     for path in broken:
         module.warn("%s is not valid JSON; its package is named after the file." % path)
-    found = requested(module, cli, prefix, set(records))
+    found = requested(module, cli, prefix, records)
     kept = [spec for name, spec in found.specs.items() if name not in excluded]
     pip = pip_requests(module, prefix, records, excluded)
     unreadable = bool(records) and not found.specs
