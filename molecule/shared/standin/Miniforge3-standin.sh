@@ -2453,7 +2453,9 @@ class Solver:
         queue = [spec.name for spec in specs] + [name for name in self.installed if name in self.index]
         result = self.search(dict(fixed), queue, constraints)
         if result is None:
-            missing = [spec.canonical() for spec in specs if not any(spec.matches(v) for v in index_versions(spec.name))]
+            missing = [
+                spec.canonical() for spec in specs if not any(spec.matches(v) for v in index_versions(spec.name))
+            ]
             raise SolveError(self.explain(specs), missing)
         return result
 
