@@ -407,7 +407,11 @@ def cmd_install(prog: str, command: str, argv: list[str]) -> int:
         # conda-libmamba-solver: a requested installed package is an UPDATE job, and
         # aggressive updates and auto_update_conda come along; mamba 2 has none of these.
         update = {spec.name for spec in specs if spec.name in installed} | aggressive_updates(config, installed, prefix)
-    solver = Solver(installed, "update" if updating else "install", {spec.name for spec in specs}, frozenset(update))
+    requested = {spec.name for spec in specs}
+    if updating and args.all:
+        # update --all requests nothing by name: the installed Python's minor stays pinned.
+        requested.discard("python")
+    solver = Solver(installed, "update" if updating else "install", requested, frozenset(update))
     final = solver.solve(specs) if specs else dict(installed)
     plan = {name: version for name, version in final.items() if name in _index()}
     force = {spec.name for spec in specs} if args.force_reinstall else set()
