@@ -25,6 +25,19 @@ description:
     C(MAMBA_ROOT_PREFIX) set to the root of I(conda)'s installation, because
     mamba 2 resolves names against that variable from the caller's
     environment.
+  - conda's solver does work that mamba 2 never does: it updates the
+    C(aggressive_update_packages) (C(ca-certificates), C(certifi),
+    C(openssl)) and, in the root prefix, conda itself, and it turns a
+    requested spec whose package is installed into an update. Every conda
+    transaction therefore runs with C(CONDA_AGGRESSIVE_UPDATE_PACKAGES) empty
+    and C(CONDA_AUTO_UPDATE_CONDA=false), and installs pass
+    C(--satisfied-skip-solve), so a dry run predicts what mamba will do and a
+    converged environment reports no change.
+  - mamba's remove also removes the dependencies that nothing needs any more
+    and that the history does not list as requested (C(--prune-deps) is its
+    default); conda's dry run does not report them, so check mode adds them
+    from C(conda-meta). After a real run, the changes reported are those
+    between C(conda list) before and after.
 author:
   - reforge contributors (@reforge)
 options:

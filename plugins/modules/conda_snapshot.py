@@ -21,7 +21,11 @@ description:
   - C(conda env export --from-history --json) is asked too, as a second
     opinion. A spec it reports for an installed package that the history
     reading missed is added. Its failure (conda cannot parse a spec that
-    mamba wrote, conda/conda#15123) is only a warning.
+    mamba wrote, conda/conda#15123) is only a warning. Both of its spec
+    forms are read, C(str(MatchSpec)) and conda 25.7's C(conda_env_form())
+    (C(numpy=1.26.4), no channel); its fallback to every installed package
+    (C(name=version=build)) when no request is left is reduced to the
+    packages no other installed package needs.
   - C(pip) lists the packages pip installed (distributions in the prefix's
     site-packages that no conda record owns, which is how C(conda list) tells
     them) that no installed distribution requires. Requirements are read from
@@ -178,7 +182,11 @@ unparsed:
   elements: str
   sample: ["# update specs: [\"numpy"]
 sources:
-  description: Where the specs in C(conda) came from (C(history), C(conda env export)).
+  description:
+    - Where the specs in C(conda) came from (C(history), C(conda env export)).
+    - "C(conda env export (explicit list: packages nothing else needs)) when conda (25.7 and later)
+      found no request in the history and exported every installed package with its build; then
+      only the packages no other installed package depends on are kept."
   returned: always
   type: list
   elements: str
