@@ -25,7 +25,7 @@ description:
     C(MAMBA_ROOT_PREFIX) set to the root of I(conda)'s installation, because
     mamba 2 resolves names against that variable from the caller's
     environment.
-  - conda's solver does work that mamba 2 never does: it updates the
+  - conda's solver does work that mamba 2 never does. It updates the
     C(aggressive_update_packages) (C(ca-certificates), C(certifi),
     C(openssl)) and, in the root prefix, conda itself, and it turns a
     requested spec whose package is installed into an update. Every conda
