@@ -18,7 +18,7 @@ STANDIN_DIR = Path(__file__).resolve().parents[2] / "molecule" / "shared" / "sta
 if str(STANDIN_DIR) not in sys.path:
     sys.path.insert(0, str(STANDIN_DIR))
 
-from conda_standin import common, config, history, index, shell, solver, specs  # noqa: E402
+from conda_standin import commands, common, config, history, index, shell, solver, specs  # noqa: E402
 
 CONDA_BLOCK_START = "# >>> conda initialize >>>"
 
@@ -368,3 +368,29 @@ def test_reverse_removes_every_conda_block_whatever_its_prefix() -> None:
     mamba_only = "export A=1\nexport B=2\n\n" + shell.mamba_block("bash", "/o", "/o/m") + "\n"
     assert shell.edit_rc(content, common.CONDA_BLOCK, None) == mamba_only
     assert shell.edit_rc(mamba_only, common.MAMBA_BLOCK, None) == "export A=1\nexport B=2\n"
+
+
+def test_mamba_remove_prunes_unrequested_dependencies_nothing_else_needs() -> None:
+    records = {
+        "python": {"depends": []},
+        "fastai": {"depends": ["python >=3.8", "fastcore >=1.5.29,<1.8", "tinydep"]},
+        "fastcore": {"depends": ["python >=3.7"]},
+        "tinydep": {"depends": ["python >=3.7"]},
+        "sentencepiece": {"depends": ["python >=3.8", "tinydep"]},
+    }
+    assert commands.orphans(records, {"fastai"}, {"python", "fastai", "sentencepiece"}) == {"fastcore"}
+    assert commands.orphans(records, {"fastai"}, {"python", "fastai", "fastcore"}) == set()
+
+
+@pytest.mark.parametrize(
+    ("spec", "form"),
+    [
+        ("numpy==1.26.4", "numpy=1.26.4"),
+        ("conda-forge::numpy==1.26.4", "numpy=1.26.4"),
+        ("fastcore=1.5", "fastcore=1.5"),
+        ("python[version='<3.10']", "python[version='<3.10']"),
+        ("conda-forge::numpy[version='>=1,<2']", "numpy[version='>=1,<2']"),
+    ],
+)
+def test_export_uses_conda_env_form(spec: str, form: str) -> None:
+    assert commands.env_form(spec) == form
