@@ -659,3 +659,21 @@ def test_mamba_2_json_shape_of_the_real_run_is_tolerated(fake: Any, run_module: 
                                                     "message": "All requested packages already installed"}))
     failed, result = run_module(conda_package, base_args(root_prefix, name=["fastai>=2"]))
     assert not failed and result["changed"] is False, result
+
+
+def test_a_satisfied_spec_beside_a_missing_one_is_not_updated(fake: Any, run_module: Any, cj: Any,
+                                                              root_prefix: Path) -> None:
+    """D6: with something else to solve, conda updates an installed requested package anyway
+    (-S only helps when all are satisfied); mamba keeps it. The satisfied spec is dropped."""
+    prefix = str(root_prefix)
+    numpy = cj.record("numpy", "1.26.4", "py312h8", "linux-64")
+    fake.on("list", "--json", out=cj.list_json(cj.base_records()))
+    fake.on("install", "--dry-run", ending=["fastcore>=1.5", "numpy<2"], out=cj.dry_run_json(
+        prefix, link=[numpy, cj.record("fastcore", "1.7.1")], unlink=[cj.record("fastcore", "1.5.29")]))
+    fake.on("install", "--dry-run", ending=["-p", prefix, "fastcore>=1.5"], out=cj.nothing_to_do_json)
+    fake.on("install", "--dry-run", ending=["-p", prefix, "numpy<2"], out=cj.dry_run_json(prefix, link=[numpy]))
+    failed, result = run_module(conda_package, base_args(root_prefix, name=["fastcore>=1.5", "numpy<2"]),
+                                check_mode=True)
+    assert not failed, result
+    assert result["actions"] == {"linked": ["numpy==1.26.4"], "unlinked": []}
+    assert result["installed"]["fastcore"] == "1.5.29"
