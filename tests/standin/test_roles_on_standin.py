@@ -329,7 +329,8 @@ def test_a_converged_base_stays_unchanged_although_conda_would_update_openssl_an
     predicted = play(tmp_path, home, PACKAGES, extra, options=("--check", "--diff"))
     assert predicted.returncode == 0, predicted.stdout[-3000:]
     assert "+numpy==1.26.4" in predicted.stdout
-    assert not {"+fastcore==1.7.1", "+openssl==3.4.1", "+conda=="} & set(predicted.stdout.split()), predicted.stdout
+    unwanted = ("+fastcore==", "+openssl==", "+ca-certificates==", "+conda==")
+    assert not [word for word in predicted.stdout.split() if word.startswith(unwanted)], predicted.stdout[-3000:]
     first = play(tmp_path, home, PACKAGES, extra)
     assert first.returncode == 0, first.stdout[-3000:]
     entries = history_length(prefix)
