@@ -569,7 +569,7 @@ def test_unexplained_conflict_names_the_whole_set(fake: Any, run_module: Any, cj
 
 # The real tools' differences (REAL-CONDA.md D6, D7, D12, D16) ----------------------
 def test_conda_calls_turn_off_the_updates_mamba_never_makes(fake: Any, run_module: Any, cj: Any,
-                                                           root_prefix: Path) -> None:
+                                                            root_prefix: Path) -> None:
     """D6: conda's solve adds aggressive updates (openssl, ca-certificates, certifi), a conda
     self-update in base and an update of an installed requested spec; mamba makes none of them.
     So conda runs with them off and with -S, and then answers like mamba."""

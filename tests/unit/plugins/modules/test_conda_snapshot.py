@@ -368,7 +368,7 @@ def test_conda_env_form_specs_of_conda_25_7_are_read(fake: Any, run_module: Any,
 
 
 def test_the_explicit_fallback_of_conda_25_7_keeps_only_what_nothing_needs(fake: Any, run_module: Any,
-                                                                          raised: Any, root_prefix: Path) -> None:
+                                                                           raised: Any, root_prefix: Path) -> None:
     """With no request in the history, conda >= 25.7 exports every installed package with its build:
     those are not requests. What no other installed package depends on is kept."""
     depends = {"python": [], "pip": ["python >=3.8"], "conda": ["python", "openssl"], "mamba": [],
