@@ -18,6 +18,14 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 # conda's own answer when an install/update would change nothing.
 NOTHING_TO_DO = "All requested packages already installed"
 
+# conda's solver adds work that mamba 2, which runs the real transactions, never
+# does: UPDATE jobs for the aggressive_update_packages (ca-certificates, certifi,
+# openssl) and, in the root prefix, for conda itself (auto_update_conda). A dry
+# run with them would report changes the real run does not make, for ever, so
+# every conda call turns them off (the environment beats .condarc in conda; an
+# empty list value means none). mamba ignores both.
+CONDA_AS_MAMBA = {"CONDA_AGGRESSIVE_UPDATE_PACKAGES": "", "CONDA_AUTO_UPDATE_CONDA": "false"}
+
 # Text that only a failed solve produces: libmamba's problem report (mamba and
 # conda's default libmamba solver), conda's PackagesNotFoundError and the
 # classic solver's UnsatisfiableError / ResolvePackageNotFound.
@@ -388,11 +396,16 @@ class CondaCli:
         cmd = [executable, verb, "-y", "--json"]
         if dry_run:
             cmd.append("--dry-run")
+        if executable == self.conda and verb == "install":
+            # conda turns a requested spec whose package is installed into an
+            # update; mamba 2's install keeps what satisfies it. -S makes conda
+            # answer "already installed" when every spec is satisfied.
+            cmd.append("--satisfied-skip-solve")
         cmd.extend(target.args)
         if verb != "remove":
             cmd.extend(channel_args(channels))
         cmd.extend(specs)
-        rc, out, err = self.run(cmd)
+        rc, out, err = self.run(cmd, CONDA_AS_MAMBA)
         if rc != 0:
             raise CondaCommandError(cmd, rc, out, err)
         try:
@@ -438,6 +451,27 @@ class CondaCli:
         return Target(name, os.path.join(envs_dirs[0], name), False)
 
 
+def error_summary(err: CondaCommandError) -> str:
+    """The first line of stderr, or else of the error object conda printed on stdout.
+
+    With --json, conda prints its errors as a JSON object on stdout and leaves
+    stderr empty; mamba prints text on stderr.
+    """
+    first = next((line.strip() for line in err.stderr.splitlines() if line.strip()), "")
+    if first:
+        return first
+    try:
+        document = parse_json_output(err.stdout)
+    except ValueError:
+        return ""
+    if not isinstance(document, dict):
+        return ""
+    message = str(document.get("message") or document.get("error") or "").strip()
+    name = str(document.get("exception_name") or "").strip()
+    line = message.splitlines()[0].strip() if message else ""
+    return "%s: %s" % (name, line) if name and line else name or line
+
+
 def command_failure(err: CondaCommandError, target: Target, specs: Sequence[str]) -> Dict[str, Any]:
     """fail_json arguments that explain a failed command in the user's terms."""
     result: Dict[str, Any] = {
@@ -462,7 +496,7 @@ def command_failure(err: CondaCommandError, target: Target, specs: Sequence[str]
         result["unavailable"] = unresolved
         return result
     reason = err.reason or "exit code %d" % err.rc
-    first_line = next((line.strip() for line in err.stderr.splitlines() if line.strip()), "")
+    first_line = error_summary(err)
     result["msg"] = "%s failed for %s (%s)%s" % (
         " ".join(err.cmd[:2]), target.describe(), reason, ": " + first_line if first_line else "."
     )

@@ -288,3 +288,43 @@ def pip_installed(prefix: str, records: Iterable[dict]) -> Set[str]:
                 continue
             found.add(normalize_dist_name(entry.rsplit(".", 1)[0].split("-", 1)[0]))
     return found
+
+
+def mamba_prunes(prefix: str, removed: Iterable[str]) -> Set[str]:
+    """The packages mamba 2's remove also takes out of PREFIX with REMOVED.
+
+    mamba removes with --prune-deps on by default (libsolv's CLEANDEPS): the
+    dependencies of the removed packages, and theirs, that the user never
+    asked for (the history's requests) and that no remaining package needs.
+    conda's dry run of the same removal does not report them.
+    """
+    records, _broken = installed_records(prefix)
+    try:
+        with open(os.path.join(prefix, "conda-meta", "history"), encoding="utf-8", errors="replace") as handle:
+            requested = set(read_history(handle.read()).specs)
+    except OSError:
+        requested = set()
+    doomed = {name.lower() for name in removed}
+
+    def deps(name: str) -> Set[str]:
+        depends = records.get(name, {}).get("depends") or []
+        return {history_spec_name(str(dep)) for dep in depends} & set(records)
+
+    candidates: Set[str] = set()
+    stack = [dep for name in doomed for dep in deps(name)]
+    while stack:
+        name = stack.pop()
+        if name in candidates or name in doomed or name in requested:
+            continue
+        candidates.add(name)
+        stack.extend(deps(name))
+    grew = True
+    while grew:
+        grew = False
+        remaining = set(records) - doomed - candidates
+        for name in sorted(candidates):
+            if any(name in deps(other) for other in remaining):
+                candidates.discard(name)
+                grew = True
+                break
+    return candidates

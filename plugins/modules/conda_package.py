@@ -25,6 +25,21 @@ description:
     C(MAMBA_ROOT_PREFIX) set to the root of I(conda)'s installation, because
     mamba 2 resolves names against that variable from the caller's
     environment.
+  - conda's solver does work that mamba 2 never does. It updates the
+    C(aggressive_update_packages) (C(ca-certificates), C(certifi),
+    C(openssl)) and, in the root prefix, conda itself, and it turns a
+    requested spec whose package is installed into an update. Every conda
+    transaction therefore runs with C(CONDA_AGGRESSIVE_UPDATE_PACKAGES) empty
+    and C(CONDA_AUTO_UPDATE_CONDA=false), and installs pass
+    C(--satisfied-skip-solve). When a request also has work to do, a spec
+    that an installed package already satisfies (asked alone) is dropped from
+    it, as an installed bare name is. So a dry run predicts what mamba will do
+    and a converged environment reports no change.
+  - mamba's remove also removes the dependencies that nothing needs any more
+    and that the history does not list as requested (C(--prune-deps) is its
+    default); conda's dry run does not report them, so check mode adds them
+    from C(conda-meta). After a real run, the changes reported are those
+    between C(conda list) before and after.
 author:
   - reforge contributors (@reforge)
 options:
@@ -243,6 +258,7 @@ from ansible_collections.reforge.workstation.plugins.module_utils.conda_cli impo
     unique,
     versions,
 )
+from ansible_collections.reforge.workstation.plugins.module_utils.conda_history import mamba_prunes
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "name": {"type": "list", "elements": "str", "required": True},
@@ -332,6 +348,25 @@ class PackageManager:
             return None
         return self.cli.transaction(verb, target, usable, self.channels, dry_run=True)
 
+    def without_satisfied(self, target: Target, transaction: Transaction, before: Records) -> Optional[Transaction]:
+        """The install without the specs that installed packages already satisfy.
+
+        conda turns such a spec into an update as soon as anything else in the
+        request needs solving (--satisfied-skip-solve only helps when all are
+        satisfied); mamba's install keeps the installed package. Each spec of an
+        installed package is asked alone, and the satisfied ones are dropped,
+        as installed bare names are.
+        """
+        installed = [spec for spec in transaction.specs if spec_name(spec) in before]
+        if not installed or len(transaction.specs) < 2:
+            return transaction
+        satisfied = [spec for spec in installed
+                     if self.cli.transaction("install", target, [spec], self.channels, dry_run=True).nothing_to_do]
+        if not satisfied:
+            return transaction
+        rest = [spec for spec in transaction.specs if spec not in satisfied]
+        return self.cli.transaction("install", target, rest, self.channels, dry_run=True)
+
     # act --------------------------------------------------------------
     def run(self) -> Dict[str, Any]:
         params = self.module.params
@@ -342,6 +377,13 @@ class PackageManager:
         planned: List[Transaction] = []
         for verb, specs in self.plan(target, before):
             transaction = self.dry_run(target, verb, specs)
+            if transaction is not None and verb == "install" and not transaction.nothing_to_do:
+                transaction = self.without_satisfied(target, transaction, before)
+            if transaction is not None and verb == "remove" and self.cli.mamba and target.prefix:
+                # mamba's remove also prunes orphaned dependencies; conda's dry run does not say so.
+                removed = [str(rec.get("name", "")) for rec in transaction.unlinked]
+                transaction.unlinked.extend(before[name] for name in sorted(mamba_prunes(target.prefix, removed))
+                                            if name in before)
             if transaction is not None and (verb == "create" or not transaction.nothing_to_do):
                 planned.append(transaction)
 

@@ -21,7 +21,11 @@ description:
   - C(conda env export --from-history --json) is asked too, as a second
     opinion. A spec it reports for an installed package that the history
     reading missed is added. Its failure (conda cannot parse a spec that
-    mamba wrote, conda/conda#15123) is only a warning.
+    mamba wrote, conda/conda#15123) is only a warning. Both of its spec
+    forms are read, C(str(MatchSpec)) and conda 25.7's C(conda_env_form())
+    (C(numpy=1.26.4), no channel); its fallback to every installed package
+    (C(name=version=build)) when no request is left is reduced to the
+    packages no other installed package needs.
   - C(pip) lists the packages pip installed (distributions in the prefix's
     site-packages that no conda record owns, which is how C(conda list) tells
     them) that no installed distribution requires. Requirements are read from
@@ -178,7 +182,11 @@ unparsed:
   elements: str
   sample: ["# update specs: [\"numpy"]
 sources:
-  description: Where the specs in C(conda) came from (C(history), C(conda env export)).
+  description:
+    - Where the specs in C(conda) came from (C(history), C(conda env export)).
+    - "C(conda env export (explicit list: packages nothing else needs)) when conda (25.7 and later)
+      found no request in the history and exported every installed package with its build; then
+      only the packages no other installed package depends on are kept."
   returned: always
   type: list
   elements: str
@@ -196,6 +204,7 @@ warnings:
 """
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Set, Tuple
 
@@ -225,6 +234,9 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "exclude": {"type": "list", "elements": "str", "default": ["python", "pip", "conda", "mamba"]},
 }
 EXPORT = "conda env export"
+EXPLICIT = "conda env export (explicit list: packages nothing else needs)"
+# name=version=build: how conda >= 25.7 exports an installed package (conda_env_form()).
+_EXPLICIT_SPEC = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*=[^=\s\[]+=[^=\s\[]+$")
 
 
 def empty_result(prefix: str, reason: str, cli: CondaCli, exists: bool = False) -> Dict[str, Any]:
@@ -327,7 +339,13 @@ class Requests:
     history_problem: str = ""
 
 
-def requested(module: AnsibleModule, cli: CondaCli, prefix: str, installed: Set[str]) -> Requests:
+def leaves(records: Dict[str, dict]) -> Set[str]:
+    """Installed packages that no other installed package depends on."""
+    needed = {history_spec_name(str(dep)) for rec in records.values() for dep in rec.get("depends") or []}
+    return {name for name in records if name not in needed}
+
+
+def requested(module: AnsibleModule, cli: CondaCli, prefix: str, installed: Dict[str, dict]) -> Requests:
     """Specs of installed packages by name: the history first, conda's export second."""
     text, problem = read_text(os.path.join(prefix, "conda-meta", "history"))
     reading = read_history(text)
@@ -338,12 +356,24 @@ def requested(module: AnsibleModule, cli: CondaCli, prefix: str, installed: Set[
     if found.specs:
         found.sources.append("history")
     exported, found.channels = export_opinion(module, cli, prefix)
+    if exported and all(_EXPLICIT_SPEC.match(spec) for spec in exported):
+        # conda >= 25.7 exports every installed package, with its build, when the
+        # history holds no request: those are not the user's requests. What no
+        # other package needs is the closest reading of what the user asked for.
+        tops = leaves(installed)
+        exported = [spec for spec in exported if history_spec_name(spec) in tops]
+        if exported and not found.specs:
+            module.warn("conda env export found no request in %s/conda-meta/history and listed every installed "
+                        "package; the snapshot keeps those that no other package needs." % prefix)
+        label = EXPLICIT
+    else:
+        label = EXPORT
     for spec in exported:
         name = history_spec_name(spec)
         if name in installed and name not in found.specs:
             found.specs[name] = spec
-            if EXPORT not in found.sources:
-                found.sources.append(EXPORT)
+            if label not in found.sources:
+                found.sources.append(label)
     return found
 
 
@@ -357,7 +387,7 @@ def snapshot(module: AnsibleModule, cli: CondaCli, prefix: str) -> Dict[str, Any
     records, broken = installed_records(prefix)
     for path in broken:
         module.warn("%s is not valid JSON; its package is named after the file." % path)
-    found = requested(module, cli, prefix, set(records))
+    found = requested(module, cli, prefix, records)
     kept = [spec for name, spec in found.specs.items() if name not in excluded]
     pip = pip_requests(module, prefix, records, excluded)
     unreadable = bool(records) and not found.specs

@@ -18,7 +18,7 @@ STANDIN_DIR = Path(__file__).resolve().parents[2] / "molecule" / "shared" / "sta
 if str(STANDIN_DIR) not in sys.path:
     sys.path.insert(0, str(STANDIN_DIR))
 
-from conda_standin import common, config, history, index, shell, solver, specs  # noqa: E402
+from conda_standin import commands, common, config, history, index, shell, solver, specs  # noqa: E402
 
 CONDA_BLOCK_START = "# >>> conda initialize >>>"
 
@@ -314,16 +314,26 @@ def test_solver_update_takes_newest() -> None:
     assert solved["fastcore"] == "1.7.1"
 
 
-def test_solver_errors_read_like_libmamba() -> None:
-    with pytest.raises(common.SolveError) as raised:
-        solver.Solver({"python": "3.12.8"}, "install", {"python"}).solve([specs.parse_spec("python<3.10")])
-    assert raised.value.render() == (
-        "error    libmamba Could not solve for environment specs\n"
-        "    The following package could not be installed\n"
-        "    └─ python <3.10 * is not installable because it conflicts with any installable versions previously "
-        "reported.\n"
-        "critical libmamba Could not solve for environment specs"
+def test_a_requested_older_python_downgrades_instead_of_failing() -> None:
+    """conda-libmamba-solver pins the installed Python only when Python is not requested (D8)."""
+    solved = solver.Solver({"python": "3.12.8", "numpy": "2.1.3"}, "install", {"python"}).solve(
+        [specs.parse_spec("python<3.10")]
     )
+    assert solved["python"] == "3.9.20"
+    assert solved["numpy"] == "1.26.4"  # numpy 2 needs python >=3.10
+
+
+def test_conda_updates_what_it_is_asked_to_update_and_mamba_keeps_it() -> None:
+    installed = {"python": "3.12.8", "fastcore": "1.5.29"}
+    kept = solver.Solver(installed, "install", {"fastcore"}).solve([specs.parse_spec("fastcore>=1.5")])
+    assert kept["fastcore"] == "1.5.29"
+    moved = solver.Solver(installed, "install", {"fastcore"}, frozenset({"fastcore"})).solve(
+        [specs.parse_spec("fastcore>=1.5")]
+    )
+    assert moved["fastcore"] == "1.7.1"
+
+
+def test_solver_errors_read_like_libmamba() -> None:
     with pytest.raises(common.SolveError) as raised:
         solver.Solver({}, "install", set()).solve([specs.parse_spec("nosuchpkg"), specs.parse_spec("numpy>=3")])
     assert raised.value.problems == [
@@ -331,6 +341,15 @@ def test_solver_errors_read_like_libmamba() -> None:
         "numpy >=3 * does not exist (perhaps a typo or a missing channel).",
     ]
     assert "The following packages are incompatible" in raised.value.render()
+    # conda --json: every problem a missing package -> PackagesNotFoundError with the specs.
+    document = raised.value.conda_json()
+    assert document["exception_name"] == "PackagesNotFoundError"
+    assert document["packages"] == ["nosuchpkg", "numpy[version='>=3']"]
+    with pytest.raises(common.SolveError) as raised:
+        solver.Solver({"python": "3.9.20"}, "install", {"numpy"}).solve([specs.parse_spec("numpy>=2")])
+    document = raised.value.conda_json()
+    assert document["exception_name"] == "LibMambaUnsatisfiableError"
+    assert "numpy 2.1.3 is not installable because it requires" in document["message"]
 
 
 def test_new_environment_python_prefers_the_host(fresh_state: Path) -> None:
@@ -393,3 +412,29 @@ def test_macos_writes_bash_profile_and_mamba_ignores_zdotdir(tmp_path: Path, mon
     assert shell.rc_file("zsh", follow_zdotdir=False) == str(tmp_path / "home" / ".zshrc")
     monkeypatch.setenv("STANDIN_PLATFORM", "linux")
     assert shell.rc_file("bash") == str(tmp_path / "home" / ".bashrc")
+
+
+def test_mamba_remove_prunes_unrequested_dependencies_nothing_else_needs() -> None:
+    records = {
+        "python": {"depends": []},
+        "fastai": {"depends": ["python >=3.8", "fastcore >=1.5.29,<1.8", "tinydep"]},
+        "fastcore": {"depends": ["python >=3.7"]},
+        "tinydep": {"depends": ["python >=3.7"]},
+        "sentencepiece": {"depends": ["python >=3.8", "tinydep"]},
+    }
+    assert commands.orphans(records, {"fastai"}, {"python", "fastai", "sentencepiece"}) == {"fastcore"}
+    assert commands.orphans(records, {"fastai"}, {"python", "fastai", "fastcore"}) == set()
+
+
+@pytest.mark.parametrize(
+    ("spec", "form"),
+    [
+        ("numpy==1.26.4", "numpy=1.26.4"),
+        ("conda-forge::numpy==1.26.4", "numpy=1.26.4"),
+        ("fastcore=1.5", "fastcore=1.5"),
+        ("python[version='<3.10']", "python[version='<3.10']"),
+        ("conda-forge::numpy[version='>=1,<2']", "numpy[version='>=1,<2']"),
+    ],
+)
+def test_export_uses_conda_env_form(spec: str, form: str) -> None:
+    assert commands.env_form(spec) == form

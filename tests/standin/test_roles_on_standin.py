@@ -26,7 +26,7 @@ PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 
 
 def play(tmp_path: Path, home: Path, tasks: str, extra: dict[str, Any], gather: bool = False,
-         **env: str) -> subprocess.CompletedProcess[str]:
+         options: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess[str]:
     """Run TASKS (YAML, indented for a play's task list) on localhost."""
     book = tmp_path / "play.yml"
     book.write_text(
@@ -36,7 +36,7 @@ def play(tmp_path: Path, home: Path, tasks: str, extra: dict[str, Any], gather: 
         + "  tasks:\n" + tasks
     )
     run_env = clean_env(home, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1", **env)
-    argv = [PLAYBOOK, str(book), "-e", json.dumps(extra)]
+    argv = [PLAYBOOK, str(book), "-e", json.dumps(extra), *options]
     return subprocess.run(argv, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -279,3 +279,178 @@ def test_a_conda_dir_link_out_of_home_and_storage_or_a_file_is_refused(tmp_path:
     assert "is not a directory" in refused.stdout
     assert (home / ".conda").read_text() == "a file\n"
     assert os.path.isfile(home / ".conda")
+
+
+# --------------------------------------------------------------------------
+# The real tools' solver behaviours (REAL-CONDA.md D6, D7, D8, D10, D12)
+# --------------------------------------------------------------------------
+
+PACKAGES = """    - name: Base packages
+      ansible.builtin.include_role:
+        name: base_env
+        tasks_from: packages
+"""
+
+
+def module_task(args: dict[str, Any], out: Path, ignore_errors: bool = False) -> str:
+    """A conda_package task whose registered result is written to OUT (in check mode too, reported unchanged)."""
+    return (
+        "    - name: Manage packages\n      reforge.workstation.conda_package: "
+        + json.dumps(args)
+        + "\n      register: __result\n"
+        + ("      ignore_errors: true\n" if ignore_errors else "")
+        + "    - name: Keep the result\n      ansible.builtin.copy:\n"
+        + f"        content: \"{{{{ __result | to_json }}}}\"\n        dest: {out}\n        mode: '0644'\n"
+        + "      check_mode: false\n      changed_when: false\n"
+    )
+
+
+def history_length(prefix: Path) -> int:
+    return (prefix / "conda-meta" / "history").read_text().count("==>")
+
+
+def test_a_converged_base_stays_unchanged_although_conda_would_update_openssl_and_itself(tmp_path: Path) -> None:
+    """D6: conda's solve adds aggressive updates, a conda self-update and an update of an installed
+    requested spec; mamba, which runs the real transaction, makes none of them."""
+    home = tmp_path / "home"
+    home.mkdir()
+    prefix = tmp_path / "miniforge3"
+    install(prefix, home)
+    standin = Standin(prefix=prefix, home=home)
+    base = standin.listed()
+    # Miniforge's base ships openssl and ca-certificates; the index has newer ones and a newer conda.
+    assert {"openssl", "ca-certificates"} <= set(base)
+    standin.mamba("install", "-y", "-q", "fastcore=1.5")
+    dry = standin.conda_json("install", "--dry-run", "-y", "-p", str(prefix), "fastcore>=1.5")
+    assert {entry["name"] for entry in dry["actions"]["LINK"]} >= {"openssl", "ca-certificates", "conda", "fastcore"}
+
+    extra = {"base_env_prefix": str(prefix), "base_env_conda_packages": ["fastcore>=1.5", "numpy>=1,<2"],
+             "base_env_pip_packages": [], "base_env_state": "present"}
+    predicted = play(tmp_path, home, PACKAGES, extra, options=("--check", "--diff"))
+    assert predicted.returncode == 0, predicted.stdout[-3000:]
+    assert "+numpy==1.26.4" in predicted.stdout
+    unwanted = ("+fastcore==", "+openssl==", "+ca-certificates==", "+conda==")
+    assert not [word for word in predicted.stdout.split() if word.startswith(unwanted)], predicted.stdout[-3000:]
+    first = play(tmp_path, home, PACKAGES, extra)
+    assert first.returncode == 0, first.stdout[-3000:]
+    entries = history_length(prefix)
+    listed = standin.listed()
+    assert listed["fastcore"]["version"] == "1.5.29"
+    assert listed["openssl"]["version"] == base["openssl"]["version"]
+
+    checked = play(tmp_path, home, PACKAGES, extra, options=("--check", "--diff"))
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    assert recap_changed(checked.stdout) == 0, checked.stdout[-3000:]
+    again = play(tmp_path, home, PACKAGES, extra)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert recap_changed(again.stdout) == 0, again.stdout[-3000:]
+    assert history_length(prefix) == entries  # no useless transaction
+    assert standin.listed() == listed
+
+
+def test_removing_a_package_reports_the_orphans_mamba_prunes(tmp_path: Path) -> None:
+    """D7: mamba remove also drops the dependencies nothing needs any more; check mode and the real
+    run both report them."""
+    home = tmp_path / "home"
+    home.mkdir()
+    prefix = tmp_path / "miniforge3"
+    install(prefix, home)
+    standin = Standin(prefix=prefix, home=home)
+    standin.mamba("install", "-y", "-q", "fastai", "numpy")
+    args = {"name": ["fastai"], "prefix": str(prefix), "state": "absent", "conda": f"{prefix}/bin/conda",
+            "mamba": f"{prefix}/bin/mamba"}
+    out = tmp_path / "result.json"
+
+    checked = play(tmp_path, home, module_task(args, out), {}, options=("--check",))
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    predicted = json.loads(out.read_text())
+    assert {"fastai", "fastcore", "tinydep"} <= set(standin.listed())
+
+    done = play(tmp_path, home, module_task(args, out), {})
+    assert done.returncode == 0, done.stdout[-3000:]
+    result = json.loads(out.read_text())
+    listed = standin.listed()
+    assert not {"fastai", "fastcore", "tinydep"} & set(listed)
+    assert "numpy" in listed  # requested: kept
+    removed = {label.split("==")[0] for label in result["actions"]["unlinked"]}
+    assert removed == {"fastai", "fastcore", "tinydep"}
+    assert predicted["actions"]["unlinked"] == result["actions"]["unlinked"]
+
+
+def test_a_requested_older_python_downgrades_the_environment_in_place(scratch: dict[str, Any],
+                                                                      tmp_path: Path) -> None:
+    """D8: python<3.10 in an environment with a newer Python is a downgrade, not a solver error."""
+    root, home, prefix = scratch["root"], scratch["home"], scratch["prefix"]
+    side = prefix / "envs" / "oldpy"
+    standin = Standin(prefix=prefix, home=home)
+    extra = dict(scratch["vars"], base_env_environments=[{"name": "oldpy", "packages": ["python", "numpy"]}])
+    made = play(root, home, ENVIRONMENTS, extra)
+    assert made.returncode == 0, made.stdout[-3000:]
+    before = standin.listed("-p", str(side))
+    assert before["numpy"]["version"] == "2.1.3"
+
+    extra = dict(scratch["vars"], base_env_environments=[{"name": "oldpy", "packages": ["python<3.10", "numpy"]}])
+    checked = play(root, home, ENVIRONMENTS, extra, options=("--check",))
+    assert checked.returncode == 0, checked.stdout[-3000:]
+    assert recap_changed(checked.stdout) == 1
+    assert standin.listed("-p", str(side)) == before
+
+    done = play(root, home, ENVIRONMENTS, extra)
+    assert done.returncode == 0, done.stdout[-3000:]
+    after = standin.listed("-p", str(side))
+    assert after["python"]["version"].startswith("3.9.")
+    assert after["numpy"]["version"] == "1.26.4" and after["numpy"]["build_string"].startswith("py39")
+    again = play(root, home, ENVIRONMENTS, extra)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert recap_changed(again.stdout) == 0
+
+
+def test_a_snapshot_of_a_prefix_without_requests_keeps_the_leaves_of_condas_explicit_export(
+        tmp_path: Path) -> None:
+    """D10: with no requested spec in the history, conda 25.7+ exports every installed package
+    (name=version=build); the snapshot must still list only what the user installed."""
+    home = tmp_path / "home"
+    home.mkdir()
+    prefix = tmp_path / "miniforge3"
+    install(prefix, home)
+    standin = Standin(prefix=prefix, home=home)
+    standin.mamba("install", "-y", "-q", "fastai")
+    (prefix / "conda-meta" / "history").write_text("")
+    exported = standin.conda_json("env", "export", "--from-history", "-p", str(prefix))
+    assert "fastai=2.7.18=pyhd8ed1ab_0" in exported["dependencies"]
+
+    extra = {"base_env_prefix": str(prefix), "base_env_snapshot_dir": str(tmp_path / "snapshots")}
+    taken = play(tmp_path, home, SNAPSHOT, extra)
+    assert taken.returncode == 0, taken.stdout[-3000:]
+    (snapshot_file,) = (tmp_path / "snapshots").iterdir()
+    record = json.loads(snapshot_file.read_text())
+    assert record["unpinned_conda"] == ["fastai"]
+
+
+def test_conda_json_errors_on_stdout_reach_the_failure_message(scratch: dict[str, Any], tmp_path: Path) -> None:
+    """D12: under --json conda prints its errors as JSON on stdout and nothing on stderr."""
+    root, home, prefix = scratch["root"], scratch["home"], scratch["prefix"]
+    args = {"name": ["fastcore>=1", "!!bad"], "prefix": str(prefix), "conda": f"{prefix}/bin/conda",
+            "mamba": f"{prefix}/bin/mamba"}
+    out = tmp_path / "result.json"
+    failed = play(root, home, module_task(args, out, ignore_errors=True), {})
+    assert failed.returncode == 0, failed.stdout[-3000:]
+    result = json.loads(out.read_text())
+    assert result["failed"] and result["stderr"] == ""
+    assert json.loads(result["stdout"])["exception_name"] == "InvalidMatchSpec"
+    assert "InvalidMatchSpec: Invalid spec '!!bad'" in result["msg"], result["msg"]
+
+    args["name"] = ["fastcore", "nosuchpkg"]
+    failed = play(root, home, module_task(args, out, ignore_errors=True), {})
+    assert failed.returncode == 0, failed.stdout[-3000:]
+    result = json.loads(out.read_text())
+    assert result["failed"] and result["stderr"] == ""
+    assert json.loads(result["stdout"])["packages"] == ["nosuchpkg"]
+    assert result["unavailable"] == ["nosuchpkg"]
+    assert result["msg"].startswith("Could not resolve nosuchpkg for"), result["msg"]
+
+    args["name"] = ["numpy>=3"]
+    failed = play(root, home, module_task(args, out, ignore_errors=True), {})
+    result = json.loads(out.read_text())
+    assert json.loads(result["stdout"])["exception_name"] in ("PackagesNotFoundError", "LibMambaUnsatisfiableError")
+    assert result["unavailable"] == ["numpy>=3"], result

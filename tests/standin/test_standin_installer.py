@@ -229,32 +229,35 @@ def test_install_update_remove_with_json_and_history(standin: Standin) -> None:
     assert names(installed["actions"]["LINK"]) == {"fastai", "fastcore", "tinydep"}
     link = {entry["name"]: entry for entry in installed["actions"]["LINK"]}
     assert link["fastcore"]["version"] == "1.7.1"
-    assert set(link["fastai"]) == {
-        "base_url",
-        "build_number",
-        "build_string",
-        "channel",
-        "dist_name",
-        "name",
-        "platform",
-        "version",
-    }
+    # mamba 2's --json: libmamba PackageInfo entries, not conda's list records (no dist_name).
+    assert "dist_name" not in link["fastai"]
+    assert {"name", "version", "build", "build_string", "channel", "subdir", "fn", "depends"} <= set(link["fastai"])
     imported = run(
         [python, "-c", "import fastai, fastcore; print(fastai.__version__, fastcore.__version__)"], standin.home
     )
     assert imported.stdout.split() == ["2.7.18", "1.7.1"]
 
     again = standin.mamba_json("install", "-y", "fastai")
-    assert again == {"message": "All requested packages already installed.", "success": True}
+    assert again == {"message": "All requested packages already installed", "success": True}
 
-    downgraded = standin.conda_json("install", "-y", "fastcore=1.5")
+    # conda (not mamba) also updates the aggressive_update_packages and, in base, itself.
+    conda_dry = standin.conda_json("install", "-y", "--dry-run", "fastcore=1.5")
+    assert names(conda_dry["actions"]["LINK"]) == {"fastcore", "openssl", "ca-certificates", "conda"}
+    mamba_dry = standin.mamba_json("install", "-y", "--dry-run", "fastcore=1.5")
+    assert names(mamba_dry["actions"]["LINK"]) == {"fastcore"}
+    assert standin.conda_json("install", "-y", "--dry-run", "-S", "fastai") == {
+        "message": "All requested packages already installed.",
+        "success": True,
+    }
+    mamba_like = {"CONDA_AGGRESSIVE_UPDATE_PACKAGES": "", "CONDA_AUTO_UPDATE_CONDA": "false"}
+    downgraded = json.loads(standin.conda("install", "-y", "--json", "fastcore=1.5", **mamba_like).stdout)
     assert [e["dist_name"] for e in downgraded["actions"]["UNLINK"]] == ["fastcore-1.7.1-pyhd8ed1ab_0"]
     assert [e["dist_name"] for e in downgraded["actions"]["LINK"]] == ["fastcore-1.5.29-pyhd8ed1ab_0"]
     assert standin.listed()["fastcore"]["version"] == "1.5.29"
 
     dry = standin.conda_json("update", "-y", "--dry-run", "fastcore")
     assert dry["dry_run"] is True
-    assert [e["version"] for e in dry["actions"]["LINK"]] == ["1.7.1"]
+    assert {e["name"]: e["version"] for e in dry["actions"]["LINK"]}["fastcore"] == "1.7.1"
     assert standin.listed()["fastcore"]["version"] == "1.5.29"
 
     updated = standin.mamba_json("update", "-y", "fastcore")
@@ -295,7 +298,7 @@ def test_install_update_remove_with_json_and_history(standin: Standin) -> None:
         "+conda-forge/noarch::fastcore-1.5.29-pyhd8ed1ab_0",
         "# update specs: ['fastcore=1.5']",
     ]
-    remove_entry = next(e for e in entries if e[1].endswith("remove -y fastcore --json"))
+    remove_entry = next(e for e in entries if e[1].endswith("remove -y fastcore --json"))  # conda: no pruning
     assert remove_entry[3:] == [
         "-conda-forge/noarch::fastai-2.7.18-pyhd8ed1ab_0",
         "-conda-forge/noarch::fastcore-1.7.1-pyhd8ed1ab_0",
@@ -311,16 +314,19 @@ def test_install_update_remove_with_json_and_history(standin: Standin) -> None:
     assert exported["dependencies"][:4] == ["python=3.13", "conda[version='>=26.3.2']", "mamba[version='>=2.5.0']", "pip"]
 
 
-def test_solver_errors_are_plain_text_on_stderr(standin: Standin) -> None:
+def test_solver_errors_are_text_from_mamba_and_json_on_stdout_from_conda(standin: Standin) -> None:
     before = tree(standin.prefix / "conda-meta")
     unknown = standin.mamba("install", "-y", "--json", "nosuchpkg", check=False)
     assert (unknown.returncode, unknown.stdout, unknown.stderr) == (1, "", SOLVER_ERROR_NOSUCHPKG)
-    pinned = standin.mamba("install", "-y", "python<3.10", check=False)
-    assert pinned.returncode == 1
-    assert "└─ python <3.10 * is not installable because" in pinned.stderr
     no_version = standin.conda("install", "-y", "--json", "numpy>=3", check=False)
-    assert no_version.returncode == 1 and no_version.stdout == ""
-    assert "└─ numpy >=3 * does not exist" in no_version.stderr
+    assert no_version.returncode == 1 and no_version.stderr == ""
+    error = json.loads(no_version.stdout)
+    assert error["exception_name"] == "PackagesNotFoundError"
+    assert error["packages"] == ["numpy[version='>=3']"]
+    assert "numpy >=3 * does not exist" in standin.conda("install", "-y", "numpy>=3", check=False).stderr
+    # A requested older Python is a downgrade, not a conflict (D8).
+    older = standin.mamba_json("install", "-y", "--dry-run", "python<3.10")
+    assert {e["name"]: e["version"] for e in older["actions"]["LINK"]}["python"] == "3.9.20"
     assert tree(standin.prefix / "conda-meta") == before
 
 

@@ -59,7 +59,7 @@ import sys
 from . import common
 from .common import CONDA_VERSION, CondaError, MAMBA_VERSION, SHIPPED_PYTHON, SolveError, fail
 from .prefix import read_records
-from .index import _index, _root_python_version, index_package, index_versions
+from .index import SHIPPED_VERSIONS, _index, _root_python_version, index_package, index_versions
 from .transaction import _write, link_package
 from .history import INSTALLER_STAMP, history_dist, history_path
 from .options import _parser, emit_json
@@ -85,10 +85,11 @@ def cmd_postinstall(prog: str, command: str, argv: list[str]) -> int:
     # own), so -u and -f replace the user's request history and PREFIX/.condarc.
     _write(os.path.join(prefix, ".condarc"), "channels:\n  - conda-forge\n")
     records = read_records(prefix)
-    wanted = ["python", "pip"] + (["setuptools"] if "setuptools" in _index() else []) + ["conda", "mamba"]
+    wanted = ["python", "pip"] + (["setuptools"] if "setuptools" in _index() else [])
+    wanted += ["ca-certificates", "openssl", "conda", "mamba"]
     linked: list[str] = []
     for name in wanted:
-        version = _root_python_version() if name == "python" else index_versions(name)[0]
+        version = _root_python_version() if name == "python" else SHIPPED_VERSIONS.get(name) or index_versions(name)[0]
         pkg = index_package(name, version, None)
         current = records.get(name)
         if current and current["version"] == pkg.version and current["build"] == pkg.build:
@@ -174,7 +175,10 @@ def main(argv: list[str]) -> int:
     try:
         return dispatch(common.PROG, argv[1:])
     except SolveError as error:
-        sys.stderr.write(error.render() + "\n")
+        if common.PROG == "conda" and common.JSON_ERRORS:
+            emit_json(error.conda_json())
+        else:
+            sys.stderr.write(error.render() + "\n")
         return 1
     except BrokenPipeError:
         # The reader went away (e.g. '| head'): say nothing more, like conda.
@@ -253,18 +257,31 @@ def run_transaction(
     for name, version in link_plan.items():
         current = records.get(name)
         if current and current["version"] == version and name not in force:
-            continue
+            try:
+                # Same version, new build: a Python change rebuilds the py-versioned packages.
+                if index_package(name, version, python_version).build == current["build"]:
+                    continue
+            except KeyError:
+                continue
+        pkg = index_package(name, version, python_version)
         if current and current not in unlink:
             unlink.append(current)
-        link.append(index_package(name, version, python_version))
+        link.append(pkg)
     order = {"python": 0, "pip": 1, "setuptools": 2}
     link.sort(key=lambda pkg: (order.get(pkg.name, 3), pkg.name))
-    link_entries = [list_entry(write_record_preview(pkg)) for pkg in link]
-    unlink_entries = [list_entry(record) for record in unlink]
+    if common.PROG == "mamba":
+        # mamba 2's --json: libmamba PackageInfo entries (no dist_name) and its own message.
+        link_entries = [package_info(write_record_preview(pkg), pkg.depends) for pkg in link]
+        unlink_entries = [package_info(record, record.get("depends", [])) for record in unlink]
+        nothing = "All requested packages already installed"
+    else:
+        link_entries = [list_entry(write_record_preview(pkg)) for pkg in link]
+        unlink_entries = [list_entry(record) for record in unlink]
+        nothing = "All requested packages already installed."
     spec_strings = [spec.canonical() for spec in (remove_specs or update_specs)]
     if not link and not unlink and not creating:
         if args.json:
-            emit_json({"message": "All requested packages already installed.", "success": True})
+            emit_json({"message": nothing, "success": True})
         else:
             print("\n# All requested packages already installed.\n")
         return 0
@@ -303,6 +320,54 @@ def run_transaction(
     elif not args.quiet:
         print("Preparing transaction: done\nVerifying transaction: done\nExecuting transaction: done")
     return 0
+
+
+def package_info(record: dict[str, Any], depends: Any) -> dict[str, Any]:
+    """One entry of mamba 2's --json actions: libmamba's PackageInfo, not conda's list record."""
+    dist = f"{record['name']}-{record['version']}-{record['build']}"
+    subdir = record.get("subdir", "noarch")
+    return {
+        "build": record["build"],
+        "build_number": record.get("build_number", 0),
+        "build_string": record["build"],
+        "channel": f"{CHANNEL_ALIAS}/{CHANNEL}/{subdir}",
+        "constrains": [],
+        "depends": list(depends),
+        "fn": f"{dist}.conda",
+        "license": record.get("license", ""),
+        "md5": "",
+        "name": record["name"],
+        "sha256": "",
+        "size": 0,
+        "subdir": subdir,
+        "timestamp": 0,
+        "track_features": "",
+        "url": f"{CHANNEL_ALIAS}/{CHANNEL}/{subdir}/{dist}.conda",
+        "version": record["version"],
+    }
+
+
+def aggressive_updates(config: dict[str, Any], installed: dict[str, str], prefix: str) -> set[str]:
+    """What conda adds as UPDATE jobs to every install/update: aggressive_update_packages that are
+    installed and, in the root prefix, conda itself (auto_update_conda). The environment
+    variables win over .condarc, as in conda; an empty CONDA_AGGRESSIVE_UPDATE_PACKAGES is none."""
+    env = os.environ.get("CONDA_AGGRESSIVE_UPDATE_PACKAGES")
+    if env is not None:
+        names = [part.strip() for part in env.split(",") if part.strip()]
+    else:
+        names = [str(name) for name in config.get("aggressive_update_packages", AGGRESSIVE_DEFAULT)]
+    chosen = {name for name in names if name in installed}
+    auto = os.environ.get("CONDA_AUTO_UPDATE_CONDA")
+    if auto is not None:
+        auto_update = auto.strip().lower() in ("true", "yes", "on", "1", "y")
+    else:
+        auto_update = config.get("auto_update_conda", True) is not False
+    if auto_update and "conda" in installed and os.path.normpath(prefix) == os.path.normpath(common.ROOT_PREFIX):
+        chosen.add("conda")
+    return {name for name in chosen if name in _index()}
+
+
+AGGRESSIVE_DEFAULT = ("ca-certificates", "certifi", "openssl")
 
 
 def write_record_preview(pkg: Package) -> dict[str, Any]:
@@ -344,8 +409,21 @@ def cmd_install(prog: str, command: str, argv: list[str]) -> int:
                 "PackageNotInstalledError",
                 f"Package is not installed in prefix.\n  prefix: {prefix}\n" f"  package name: {missing[0]}",
             )
-    solver = Solver(installed, "update" if updating else "install", {spec.name for spec in specs})
-    final = solver.solve(specs)
+    if args.satisfied_skip_solve and all(
+        spec.name in installed and spec.matches(installed[spec.name]) for spec in specs
+    ):
+        specs, history_specs = [], []
+    update: set[str] = set()
+    if common.PROG == "conda" and specs:
+        # conda-libmamba-solver: a requested installed package is an UPDATE job, and
+        # aggressive updates and auto_update_conda come along; mamba 2 has none of these.
+        update = {spec.name for spec in specs if spec.name in installed} | aggressive_updates(config, installed, prefix)
+    requested = {spec.name for spec in specs}
+    if updating and args.all:
+        # update --all requests nothing by name: the installed Python's minor stays pinned.
+        requested.discard("python")
+    solver = Solver(installed, "update" if updating else "install", requested, frozenset(update))
+    final = solver.solve(specs) if specs else dict(installed)
     plan = {name: version for name, version in final.items() if name in _index()}
     force = {spec.name for spec in specs} if args.force_reinstall else set()
     return run_transaction(
@@ -370,6 +448,8 @@ def cmd_remove(prog: str, command: str, argv: list[str]) -> int:
     _add_install_args(parser)
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--keep-env", action="store_true")
+    parser.add_argument("--prune-deps", "--prune", dest="prune_deps", action="store_true", default=None)
+    parser.add_argument("--no-prune-deps", dest="prune_deps", action="store_false")
     args = parser.parse_args(argv)
     _set_json(args)
     config = load_config()
@@ -410,6 +490,8 @@ def cmd_remove(prog: str, command: str, argv: list[str]) -> int:
             if any(parse_spec(dep).name in doomed for dep in record.get("depends", [])):
                 doomed.add(name)
                 grew = True
+    if common.PROG == "mamba" and args.prune_deps is not False:
+        doomed |= orphans(records, doomed, {parse_spec(spec).name for spec in requested_specs(prefix)})
     return run_transaction(
         prefix,
         args,
@@ -421,6 +503,31 @@ def cmd_remove(prog: str, command: str, argv: list[str]) -> int:
         force=set(),
         creating=False,
     )
+
+
+def orphans(records: dict[str, Any], doomed: set[str], requested: set[str]) -> set[str]:
+    """What mamba 2's remove prunes (libsolv SOLVER_CLEANDEPS): dependencies of the removed
+    packages, and theirs, that the user did not request and no remaining package needs."""
+
+    def deps(name: str) -> set[str]:
+        return {parse_spec(dep).name for dep in records[name].get("depends", [])} & set(records)
+
+    candidates: set[str] = set()
+    stack = [dep for name in doomed for dep in deps(name)]
+    while stack:
+        name = stack.pop()
+        if name in candidates or name in doomed or name in requested:
+            continue
+        candidates.add(name)
+        stack.extend(deps(name))
+    grew = True
+    while grew:
+        grew = False
+        for name in sorted(candidates):
+            if any(name in deps(other) for other in set(records) - doomed - candidates):
+                candidates.discard(name)
+                grew = True
+    return candidates
 
 
 def remove_env(prog: str, args: argparse.Namespace, config: dict[str, Any]) -> int:
@@ -762,7 +869,11 @@ def env_export(prog: str, argv: list[str]) -> int:
     prefix = target_prefix(args, config)
     dependencies: list[Any]
     if args.from_history:
-        dependencies = requested_specs(prefix)
+        # conda >= 25.7 (conda export): specs in conda_env_form(), and with no requested spec
+        # the full explicit package list, build strings included.
+        dependencies = [env_form(spec) for spec in requested_specs(prefix)] or [
+            f"{e['name']}={e['version']}={e['build_string']}" for e in list_packages(prefix) if e["channel"] != "pypi"
+        ]
     else:
         entries = list_packages(prefix)
         dependencies = [
@@ -799,6 +910,13 @@ def env_export(prog: str, argv: list[str]) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def env_form(spec: str) -> str:
+    """conda's MatchSpec.conda_env_form(): no channel, the first '==' becomes '=' (brackets stay)."""
+    text = spec.split("::", 1)[1] if "::" in spec.split("[", 1)[0] else spec
+    head, bracket, rest = text.partition("[")
+    return head.replace("==", "=", 1) + bracket + rest
 
 
 def env_from_file(prog: str, sub: str, argv: list[str]) -> int:
@@ -985,9 +1103,11 @@ class CondaError(Exception):
 class SolveError(Exception):
     """An unsatisfiable request, reported as libmamba's plain-text problem tree."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], missing: list[str] | None = None) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        # The specs no package in the index matches (conda: PackagesNotFoundError).
+        self.missing = missing or []
 
     def render(self) -> str:
         head = "The following package could not be installed"
@@ -1001,6 +1121,34 @@ class SolveError(Exception):
             lines.extend(f"       {line}" for line in rest)
         lines.append("critical libmamba Could not solve for environment specs")
         return "\n".join(lines)
+
+    def conda_json(self) -> dict[str, Any]:
+        """conda's --json error object (printed on stdout): conda-libmamba-solver raises
+        PackagesNotFoundError when every problem is a missing package, else
+        LibMambaUnsatisfiableError with the problem tree as its message."""
+        if self.missing and len(self.missing) == len(self.problems):
+            urls = [f"{CHANNEL_ALIAS}/{CHANNEL}/{PLATFORM}", f"{CHANNEL_ALIAS}/{CHANNEL}/noarch"]
+            name = "PackagesNotFoundError"
+            message = (
+                "The following packages are not available from current channels:\n\n"
+                + "".join(f"  - {spec}\n" for spec in self.missing)
+                + "\nCurrent channels:\n\n"
+                + "".join(f"  - {url}\n" for url in urls)
+            )
+            extra: dict[str, Any] = {"packages": self.missing, "channel_urls": urls}
+        else:
+            name = "LibMambaUnsatisfiableError"
+            tree = self.render().splitlines()[1:-1]
+            message = "Could not solve for environment specs\n" + "\n".join(line[4:] for line in tree)
+            extra = {}
+        return {
+            "caused_by": "None",
+            "error": f"{name}: {message}",
+            "exception_name": name,
+            "exception_type": f"<class 'conda.exceptions.{name}'>",
+            "message": message,
+            **extra,
+        }
 
 
 def fail(name: str, message: str, **extra: Any) -> NoReturn:
@@ -1438,6 +1586,13 @@ class Package:
         return f"{self.name}-{self.version}-{self.build}"
 
 
+# The newer conda the index offers, so conda's auto_update_conda has something to update to.
+NEWER_CONDA_VERSION = ".".join(CONDA_VERSION.split(".")[:-1] + [str(int(CONDA_VERSION.split(".")[-1]) + 1)])
+# What the installer links into base: Miniforge ships openssl and ca-certificates, and the
+# channel soon has newer ones (conda's aggressive_update_packages then wants to update them).
+SHIPPED_VERSIONS = {"conda": CONDA_VERSION, "mamba": MAMBA_VERSION, "openssl": "3.4.0", "ca-certificates": "2024.8.30"}
+
+
 def _root_python_version() -> str:
     return ".".join(str(part) for part in sys.version_info[:3])
 
@@ -1487,15 +1642,22 @@ def _index() -> dict[str, list[Package]]:
             Package("setuptools", setuptools_version, "pyhff2d567_0", "noarch", ("python >=3.8",), None, "MIT")
         )
     entries += [
-        Package(
-            "conda",
-            CONDA_VERSION,
-            f"py{''.join(host.split('.')[:2])}h8cc9a2d_0",
-            PLATFORM,
-            ("python",),
-            None,
-            "BSD-3-Clause",
+        *(
+            Package(
+                "conda",
+                version,
+                f"py{''.join(host.split('.')[:2])}h8cc9a2d_0",
+                PLATFORM,
+                ("python", "openssl"),
+                None,
+                "BSD-3-Clause",
+            )
+            for version in (CONDA_VERSION, NEWER_CONDA_VERSION)
         ),
+        Package("openssl", "3.4.0", "h7b32b05_0", PLATFORM, ("ca-certificates",), None, "Apache-2.0"),
+        Package("openssl", "3.4.1", "h7b32b05_1", PLATFORM, ("ca-certificates",), None, "Apache-2.0"),
+        Package("ca-certificates", "2024.8.30", "hbcca054_0", PLATFORM, (), None, "ISC"),
+        Package("ca-certificates", "2025.1.31", "hbcca054_0", PLATFORM, (), None, "ISC"),
         Package("mamba", MAMBA_VERSION, "had4a41a_0", PLATFORM, (), None, "BSD-3-Clause"),
         Package("fastcore", "1.5.29", "pyhd8ed1ab_0", "noarch", ("python >=3.7",), "fastcore", "Apache-2.0"),
         Package("fastcore", "1.7.1", "pyhd8ed1ab_0", "noarch", ("python >=3.8",), "fastcore", "Apache-2.0"),
@@ -1649,7 +1811,6 @@ def _add_install_args(parser: argparse.ArgumentParser) -> None:
         "--freeze-installed",
         "--update-deps",
         "--no-update-deps",
-        "--satisfied-skip-solve",
         "--force-reinstall",
         "--no-deps",
         "--only-deps",
@@ -1664,6 +1825,8 @@ def _add_install_args(parser: argparse.ArgumentParser) -> None:
     ):
         parser.add_argument(flag, action="store_true")
     parser.add_argument("--all", "--update-all", dest="all", action="store_true")
+    # conda: exit early when every requested spec is already satisfied, without aggressive updates.
+    parser.add_argument("-S", "--satisfied-skip-solve", action="store_true")
 
 
 def _parser(prog: str, command: str) -> argparse.ArgumentParser:
@@ -2308,12 +2471,19 @@ from .index import _index, _root_python_version, index_package, index_versions
 class Solver:
     """Backtracking search over the tiny index: newest first, keep what is installed."""
 
-    def __init__(self, installed: dict[str, str], mode: str, requested: set[str]) -> None:
+    def __init__(
+        self, installed: dict[str, str], mode: str, requested: set[str], update: frozenset[str] = frozenset()
+    ) -> None:
         self.installed = installed
         self.mode = mode
         self.requested = requested
+        # Installed packages moved to their newest fitting version: conda's UPDATE jobs
+        # (a requested installed package, aggressive updates, auto_update_conda).
+        self.update = set(update)
         self.index = _index()
-        self.pinned = {"python": installed["python"]} if "python" in installed else {}
+        # conda-libmamba-solver pins the installed Python only when Python is not requested;
+        # a requested python<3.10 downgrades the environment (solver.py, _specs_to_tasks_add).
+        self.pinned = {"python": installed["python"]} if "python" in installed and "python" not in requested else {}
 
     def candidates(self, name: str, constraints: list[Spec]) -> list[str]:
         versions = index_versions(name)
@@ -2321,7 +2491,9 @@ class Solver:
             versions = [self.pinned[name]]
         versions = [v for v in versions if all(spec.matches(v) for spec in constraints)]
         preferred: str | None = None
-        if name in self.installed and not (self.mode == "update" and name in self.requested):
+        if name in self.installed and not (
+            name in self.update or (self.mode == "update" and name in self.requested)
+        ):
             preferred = self.installed[name]
         elif name == "python" and name not in self.installed:
             preferred = _root_python_version()
@@ -2368,7 +2540,10 @@ class Solver:
         queue = [spec.name for spec in specs] + [name for name in self.installed if name in self.index]
         result = self.search(dict(fixed), queue, constraints)
         if result is None:
-            raise SolveError(self.explain(specs))
+            missing = [
+                spec.canonical() for spec in specs if not any(spec.matches(v) for v in index_versions(spec.name))
+            ]
+            raise SolveError(self.explain(specs), missing)
         return result
 
     def explain(self, specs: list[Spec]) -> list[str]:

@@ -7,7 +7,7 @@ import sys
 from . import common
 from .common import CONDA_VERSION, CondaError, MAMBA_VERSION, SHIPPED_PYTHON, SolveError, fail
 from .prefix import read_records
-from .index import _index, _root_python_version, index_package, index_versions
+from .index import SHIPPED_VERSIONS, _index, _root_python_version, index_package, index_versions
 from .transaction import _write, link_package
 from .history import INSTALLER_STAMP, history_dist, history_path
 from .options import _parser, emit_json
@@ -33,10 +33,11 @@ def cmd_postinstall(prog: str, command: str, argv: list[str]) -> int:
     # own), so -u and -f replace the user's request history and PREFIX/.condarc.
     _write(os.path.join(prefix, ".condarc"), "channels:\n  - conda-forge\n")
     records = read_records(prefix)
-    wanted = ["python", "pip"] + (["setuptools"] if "setuptools" in _index() else []) + ["conda", "mamba"]
+    wanted = ["python", "pip"] + (["setuptools"] if "setuptools" in _index() else [])
+    wanted += ["ca-certificates", "openssl", "conda", "mamba"]
     linked: list[str] = []
     for name in wanted:
-        version = _root_python_version() if name == "python" else index_versions(name)[0]
+        version = _root_python_version() if name == "python" else SHIPPED_VERSIONS.get(name) or index_versions(name)[0]
         pkg = index_package(name, version, None)
         current = records.get(name)
         if current and current["version"] == pkg.version and current["build"] == pkg.build:
@@ -122,7 +123,10 @@ def main(argv: list[str]) -> int:
     try:
         return dispatch(common.PROG, argv[1:])
     except SolveError as error:
-        sys.stderr.write(error.render() + "\n")
+        if common.PROG == "conda" and common.JSON_ERRORS:
+            emit_json(error.conda_json())
+        else:
+            sys.stderr.write(error.render() + "\n")
         return 1
     except BrokenPipeError:
         # The reader went away (e.g. '| head'): say nothing more, like conda.

@@ -55,18 +55,31 @@ def run_transaction(
     for name, version in link_plan.items():
         current = records.get(name)
         if current and current["version"] == version and name not in force:
-            continue
+            try:
+                # Same version, new build: a Python change rebuilds the py-versioned packages.
+                if index_package(name, version, python_version).build == current["build"]:
+                    continue
+            except KeyError:
+                continue
+        pkg = index_package(name, version, python_version)
         if current and current not in unlink:
             unlink.append(current)
-        link.append(index_package(name, version, python_version))
+        link.append(pkg)
     order = {"python": 0, "pip": 1, "setuptools": 2}
     link.sort(key=lambda pkg: (order.get(pkg.name, 3), pkg.name))
-    link_entries = [list_entry(write_record_preview(pkg)) for pkg in link]
-    unlink_entries = [list_entry(record) for record in unlink]
+    if common.PROG == "mamba":
+        # mamba 2's --json: libmamba PackageInfo entries (no dist_name) and its own message.
+        link_entries = [package_info(write_record_preview(pkg), pkg.depends) for pkg in link]
+        unlink_entries = [package_info(record, record.get("depends", [])) for record in unlink]
+        nothing = "All requested packages already installed"
+    else:
+        link_entries = [list_entry(write_record_preview(pkg)) for pkg in link]
+        unlink_entries = [list_entry(record) for record in unlink]
+        nothing = "All requested packages already installed."
     spec_strings = [spec.canonical() for spec in (remove_specs or update_specs)]
     if not link and not unlink and not creating:
         if args.json:
-            emit_json({"message": "All requested packages already installed.", "success": True})
+            emit_json({"message": nothing, "success": True})
         else:
             print("\n# All requested packages already installed.\n")
         return 0
@@ -105,6 +118,54 @@ def run_transaction(
     elif not args.quiet:
         print("Preparing transaction: done\nVerifying transaction: done\nExecuting transaction: done")
     return 0
+
+
+def package_info(record: dict[str, Any], depends: Any) -> dict[str, Any]:
+    """One entry of mamba 2's --json actions: libmamba's PackageInfo, not conda's list record."""
+    dist = f"{record['name']}-{record['version']}-{record['build']}"
+    subdir = record.get("subdir", "noarch")
+    return {
+        "build": record["build"],
+        "build_number": record.get("build_number", 0),
+        "build_string": record["build"],
+        "channel": f"{CHANNEL_ALIAS}/{CHANNEL}/{subdir}",
+        "constrains": [],
+        "depends": list(depends),
+        "fn": f"{dist}.conda",
+        "license": record.get("license", ""),
+        "md5": "",
+        "name": record["name"],
+        "sha256": "",
+        "size": 0,
+        "subdir": subdir,
+        "timestamp": 0,
+        "track_features": "",
+        "url": f"{CHANNEL_ALIAS}/{CHANNEL}/{subdir}/{dist}.conda",
+        "version": record["version"],
+    }
+
+
+def aggressive_updates(config: dict[str, Any], installed: dict[str, str], prefix: str) -> set[str]:
+    """What conda adds as UPDATE jobs to every install/update: aggressive_update_packages that are
+    installed and, in the root prefix, conda itself (auto_update_conda). The environment
+    variables win over .condarc, as in conda; an empty CONDA_AGGRESSIVE_UPDATE_PACKAGES is none."""
+    env = os.environ.get("CONDA_AGGRESSIVE_UPDATE_PACKAGES")
+    if env is not None:
+        names = [part.strip() for part in env.split(",") if part.strip()]
+    else:
+        names = [str(name) for name in config.get("aggressive_update_packages", AGGRESSIVE_DEFAULT)]
+    chosen = {name for name in names if name in installed}
+    auto = os.environ.get("CONDA_AUTO_UPDATE_CONDA")
+    if auto is not None:
+        auto_update = auto.strip().lower() in ("true", "yes", "on", "1", "y")
+    else:
+        auto_update = config.get("auto_update_conda", True) is not False
+    if auto_update and "conda" in installed and os.path.normpath(prefix) == os.path.normpath(common.ROOT_PREFIX):
+        chosen.add("conda")
+    return {name for name in chosen if name in _index()}
+
+
+AGGRESSIVE_DEFAULT = ("ca-certificates", "certifi", "openssl")
 
 
 def write_record_preview(pkg: Package) -> dict[str, Any]:
@@ -146,8 +207,21 @@ def cmd_install(prog: str, command: str, argv: list[str]) -> int:
                 "PackageNotInstalledError",
                 f"Package is not installed in prefix.\n  prefix: {prefix}\n" f"  package name: {missing[0]}",
             )
-    solver = Solver(installed, "update" if updating else "install", {spec.name for spec in specs})
-    final = solver.solve(specs)
+    if args.satisfied_skip_solve and all(
+        spec.name in installed and spec.matches(installed[spec.name]) for spec in specs
+    ):
+        specs, history_specs = [], []
+    update: set[str] = set()
+    if common.PROG == "conda" and specs:
+        # conda-libmamba-solver: a requested installed package is an UPDATE job, and
+        # aggressive updates and auto_update_conda come along; mamba 2 has none of these.
+        update = {spec.name for spec in specs if spec.name in installed} | aggressive_updates(config, installed, prefix)
+    requested = {spec.name for spec in specs}
+    if updating and args.all:
+        # update --all requests nothing by name: the installed Python's minor stays pinned.
+        requested.discard("python")
+    solver = Solver(installed, "update" if updating else "install", requested, frozenset(update))
+    final = solver.solve(specs) if specs else dict(installed)
     plan = {name: version for name, version in final.items() if name in _index()}
     force = {spec.name for spec in specs} if args.force_reinstall else set()
     return run_transaction(
@@ -172,6 +246,8 @@ def cmd_remove(prog: str, command: str, argv: list[str]) -> int:
     _add_install_args(parser)
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--keep-env", action="store_true")
+    parser.add_argument("--prune-deps", "--prune", dest="prune_deps", action="store_true", default=None)
+    parser.add_argument("--no-prune-deps", dest="prune_deps", action="store_false")
     args = parser.parse_args(argv)
     _set_json(args)
     config = load_config()
@@ -212,6 +288,8 @@ def cmd_remove(prog: str, command: str, argv: list[str]) -> int:
             if any(parse_spec(dep).name in doomed for dep in record.get("depends", [])):
                 doomed.add(name)
                 grew = True
+    if common.PROG == "mamba" and args.prune_deps is not False:
+        doomed |= orphans(records, doomed, {parse_spec(spec).name for spec in requested_specs(prefix)})
     return run_transaction(
         prefix,
         args,
@@ -223,6 +301,31 @@ def cmd_remove(prog: str, command: str, argv: list[str]) -> int:
         force=set(),
         creating=False,
     )
+
+
+def orphans(records: dict[str, Any], doomed: set[str], requested: set[str]) -> set[str]:
+    """What mamba 2's remove prunes (libsolv SOLVER_CLEANDEPS): dependencies of the removed
+    packages, and theirs, that the user did not request and no remaining package needs."""
+
+    def deps(name: str) -> set[str]:
+        return {parse_spec(dep).name for dep in records[name].get("depends", [])} & set(records)
+
+    candidates: set[str] = set()
+    stack = [dep for name in doomed for dep in deps(name)]
+    while stack:
+        name = stack.pop()
+        if name in candidates or name in doomed or name in requested:
+            continue
+        candidates.add(name)
+        stack.extend(deps(name))
+    grew = True
+    while grew:
+        grew = False
+        for name in sorted(candidates):
+            if any(name in deps(other) for other in set(records) - doomed - candidates):
+                candidates.discard(name)
+                grew = True
+    return candidates
 
 
 def remove_env(prog: str, args: argparse.Namespace, config: dict[str, Any]) -> int:
@@ -564,7 +667,11 @@ def env_export(prog: str, argv: list[str]) -> int:
     prefix = target_prefix(args, config)
     dependencies: list[Any]
     if args.from_history:
-        dependencies = requested_specs(prefix)
+        # conda >= 25.7 (conda export): specs in conda_env_form(), and with no requested spec
+        # the full explicit package list, build strings included.
+        dependencies = [env_form(spec) for spec in requested_specs(prefix)] or [
+            f"{e['name']}={e['version']}={e['build_string']}" for e in list_packages(prefix) if e["channel"] != "pypi"
+        ]
     else:
         entries = list_packages(prefix)
         dependencies = [
@@ -601,6 +708,13 @@ def env_export(prog: str, argv: list[str]) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def env_form(spec: str) -> str:
+    """conda's MatchSpec.conda_env_form(): no channel, the first '==' becomes '=' (brackets stay)."""
+    text = spec.split("::", 1)[1] if "::" in spec.split("[", 1)[0] else spec
+    head, bracket, rest = text.partition("[")
+    return head.replace("==", "=", 1) + bracket + rest
 
 
 def env_from_file(prog: str, sub: str, argv: list[str]) -> int:

@@ -57,9 +57,11 @@ class CondaError(Exception):
 class SolveError(Exception):
     """An unsatisfiable request, reported as libmamba's plain-text problem tree."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], missing: list[str] | None = None) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        # The specs no package in the index matches (conda: PackagesNotFoundError).
+        self.missing = missing or []
 
     def render(self) -> str:
         head = "The following package could not be installed"
@@ -73,6 +75,34 @@ class SolveError(Exception):
             lines.extend(f"       {line}" for line in rest)
         lines.append("critical libmamba Could not solve for environment specs")
         return "\n".join(lines)
+
+    def conda_json(self) -> dict[str, Any]:
+        """conda's --json error object (printed on stdout): conda-libmamba-solver raises
+        PackagesNotFoundError when every problem is a missing package, else
+        LibMambaUnsatisfiableError with the problem tree as its message."""
+        if self.missing and len(self.missing) == len(self.problems):
+            urls = [f"{CHANNEL_ALIAS}/{CHANNEL}/{PLATFORM}", f"{CHANNEL_ALIAS}/{CHANNEL}/noarch"]
+            name = "PackagesNotFoundError"
+            message = (
+                "The following packages are not available from current channels:\n\n"
+                + "".join(f"  - {spec}\n" for spec in self.missing)
+                + "\nCurrent channels:\n\n"
+                + "".join(f"  - {url}\n" for url in urls)
+            )
+            extra: dict[str, Any] = {"packages": self.missing, "channel_urls": urls}
+        else:
+            name = "LibMambaUnsatisfiableError"
+            tree = self.render().splitlines()[1:-1]
+            message = "Could not solve for environment specs\n" + "\n".join(line[4:] for line in tree)
+            extra = {}
+        return {
+            "caused_by": "None",
+            "error": f"{name}: {message}",
+            "exception_name": name,
+            "exception_type": f"<class 'conda.exceptions.{name}'>",
+            "message": message,
+            **extra,
+        }
 
 
 def fail(name: str, message: str, **extra: Any) -> NoReturn:

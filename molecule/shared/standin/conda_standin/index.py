@@ -29,6 +29,13 @@ class Package:
         return f"{self.name}-{self.version}-{self.build}"
 
 
+# The newer conda the index offers, so conda's auto_update_conda has something to update to.
+NEWER_CONDA_VERSION = ".".join(CONDA_VERSION.split(".")[:-1] + [str(int(CONDA_VERSION.split(".")[-1]) + 1)])
+# What the installer links into base: Miniforge ships openssl and ca-certificates, and the
+# channel soon has newer ones (conda's aggressive_update_packages then wants to update them).
+SHIPPED_VERSIONS = {"conda": CONDA_VERSION, "mamba": MAMBA_VERSION, "openssl": "3.4.0", "ca-certificates": "2024.8.30"}
+
+
 def _root_python_version() -> str:
     return ".".join(str(part) for part in sys.version_info[:3])
 
@@ -78,15 +85,22 @@ def _index() -> dict[str, list[Package]]:
             Package("setuptools", setuptools_version, "pyhff2d567_0", "noarch", ("python >=3.8",), None, "MIT")
         )
     entries += [
-        Package(
-            "conda",
-            CONDA_VERSION,
-            f"py{''.join(host.split('.')[:2])}h8cc9a2d_0",
-            PLATFORM,
-            ("python",),
-            None,
-            "BSD-3-Clause",
+        *(
+            Package(
+                "conda",
+                version,
+                f"py{''.join(host.split('.')[:2])}h8cc9a2d_0",
+                PLATFORM,
+                ("python", "openssl"),
+                None,
+                "BSD-3-Clause",
+            )
+            for version in (CONDA_VERSION, NEWER_CONDA_VERSION)
         ),
+        Package("openssl", "3.4.0", "h7b32b05_0", PLATFORM, ("ca-certificates",), None, "Apache-2.0"),
+        Package("openssl", "3.4.1", "h7b32b05_1", PLATFORM, ("ca-certificates",), None, "Apache-2.0"),
+        Package("ca-certificates", "2024.8.30", "hbcca054_0", PLATFORM, (), None, "ISC"),
+        Package("ca-certificates", "2025.1.31", "hbcca054_0", PLATFORM, (), None, "ISC"),
         Package("mamba", MAMBA_VERSION, "had4a41a_0", PLATFORM, (), None, "BSD-3-Clause"),
         Package("fastcore", "1.5.29", "pyhd8ed1ab_0", "noarch", ("python >=3.7",), "fastcore", "Apache-2.0"),
         Package("fastcore", "1.7.1", "pyhd8ed1ab_0", "noarch", ("python >=3.8",), "fastcore", "Apache-2.0"),

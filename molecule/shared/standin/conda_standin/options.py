@@ -106,7 +106,6 @@ def _add_install_args(parser: argparse.ArgumentParser) -> None:
         "--freeze-installed",
         "--update-deps",
         "--no-update-deps",
-        "--satisfied-skip-solve",
         "--force-reinstall",
         "--no-deps",
         "--only-deps",
@@ -121,6 +120,8 @@ def _add_install_args(parser: argparse.ArgumentParser) -> None:
     ):
         parser.add_argument(flag, action="store_true")
     parser.add_argument("--all", "--update-all", dest="all", action="store_true")
+    # conda: exit early when every requested spec is already satisfied, without aggressive updates.
+    parser.add_argument("-S", "--satisfied-skip-solve", action="store_true")
 
 
 def _parser(prog: str, command: str) -> argparse.ArgumentParser:

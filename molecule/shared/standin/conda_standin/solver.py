@@ -9,12 +9,19 @@ from .index import _index, _root_python_version, index_package, index_versions
 class Solver:
     """Backtracking search over the tiny index: newest first, keep what is installed."""
 
-    def __init__(self, installed: dict[str, str], mode: str, requested: set[str]) -> None:
+    def __init__(
+        self, installed: dict[str, str], mode: str, requested: set[str], update: frozenset[str] = frozenset()
+    ) -> None:
         self.installed = installed
         self.mode = mode
         self.requested = requested
+        # Installed packages moved to their newest fitting version: conda's UPDATE jobs
+        # (a requested installed package, aggressive updates, auto_update_conda).
+        self.update = set(update)
         self.index = _index()
-        self.pinned = {"python": installed["python"]} if "python" in installed else {}
+        # conda-libmamba-solver pins the installed Python only when Python is not requested;
+        # a requested python<3.10 downgrades the environment (solver.py, _specs_to_tasks_add).
+        self.pinned = {"python": installed["python"]} if "python" in installed and "python" not in requested else {}
 
     def candidates(self, name: str, constraints: list[Spec]) -> list[str]:
         versions = index_versions(name)
@@ -22,7 +29,9 @@ class Solver:
             versions = [self.pinned[name]]
         versions = [v for v in versions if all(spec.matches(v) for spec in constraints)]
         preferred: str | None = None
-        if name in self.installed and not (self.mode == "update" and name in self.requested):
+        if name in self.installed and not (
+            name in self.update or (self.mode == "update" and name in self.requested)
+        ):
             preferred = self.installed[name]
         elif name == "python" and name not in self.installed:
             preferred = _root_python_version()
@@ -69,7 +78,10 @@ class Solver:
         queue = [spec.name for spec in specs] + [name for name in self.installed if name in self.index]
         result = self.search(dict(fixed), queue, constraints)
         if result is None:
-            raise SolveError(self.explain(specs))
+            missing = [
+                spec.canonical() for spec in specs if not any(spec.matches(v) for v in index_versions(spec.name))
+            ]
+            raise SolveError(self.explain(specs), missing)
         return result
 
     def explain(self, specs: list[Spec]) -> list[str]:

@@ -60,14 +60,19 @@ def test_present_installs_missing_with_mamba(fake: Any, run_module: Any, cj: Any
     assert result["actions"] == {"linked": ["fastai==2.7.18", "tinydep==0.1.0"], "unlinked": []}
     assert result["installed"]["fastai"] == "2.7.18"
     dry = fake.find("install", "--dry-run")
-    assert dry == [[str(root_prefix / "bin" / "conda"), "install", "-y", "--json", "--dry-run", "-p", prefix,
-                    "-c", "conda-forge", "--override-channels", "fastai"]], "installed names are not re-solved"
+    assert dry == [[str(root_prefix / "bin" / "conda"), "install", "-y", "--json", "--dry-run",
+                    "--satisfied-skip-solve", "-p", prefix, "-c", "conda-forge", "--override-channels", "fastai"]], \
+        "installed names are not re-solved"
     real = fake.find("install", without=["--dry-run"])
     assert real == [[str(root_prefix / "bin" / "mamba"), "install", "-y", "--json", "-p", prefix,
                      "-c", "conda-forge", "--override-channels", "fastai"]]
     assert all(kw.get("expand_user_and_vars") is False for kw in fake.kwargs)
     # Every call is pinned to the managed root, whatever the caller's MAMBA_ROOT_PREFIX says.
-    assert all(kw["environ_update"] == {"MAMBA_ROOT_PREFIX": prefix} for kw in fake.kwargs)
+    # Transactions also turn off conda's aggressive and self updates (mamba has neither).
+    assert all(kw["environ_update"]["MAMBA_ROOT_PREFIX"] == prefix for kw in fake.kwargs)
+    for call, kw in zip(fake.calls, fake.kwargs):
+        transaction = "install" in call
+        assert ("CONDA_AGGRESSIVE_UPDATE_PACKAGES" in kw["environ_update"]) is transaction
     assert result["cmds"] == fake.calls
 
 
@@ -560,3 +565,115 @@ def test_unexplained_conflict_names_the_whole_set(fake: Any, run_module: Any, cj
     assert failed
     assert result["unavailable"] == []
     assert "fastai, fastcore-old cannot be installed together" in result["msg"]
+
+
+# The real tools' differences (REAL-CONDA.md D6, D7, D12, D16) ----------------------
+def test_conda_calls_turn_off_the_updates_mamba_never_makes(fake: Any, run_module: Any, cj: Any,
+                                                            root_prefix: Path) -> None:
+    """D6: conda's solve adds aggressive updates (openssl, ca-certificates, certifi), a conda
+    self-update in base and an update of an installed requested spec; mamba makes none of them.
+    So conda runs with them off and with -S, and then answers like mamba."""
+    fake.on("list", "--json", out=cj.list_json(cj.base_records()))
+    fake.on("install", "--dry-run", "--satisfied-skip-solve", out=cj.nothing_to_do_json)
+    fake.on("install", "--dry-run", out=cj.dry_run_json(str(root_prefix), link=[
+        cj.record("openssl", "3.4.1", "h7b32b05_1", "linux-64"),
+        cj.record("conda", "24.11.4", "py312h7900ff3_0", "linux-64"),
+        cj.record("fastcore", "1.7.1")]))
+    failed, result = run_module(conda_package, base_args(root_prefix, name=["fastcore>=1.5"]), check_mode=True)
+    assert not failed, result
+    assert result["changed"] is False
+    (call,) = fake.find("install")
+    environ = fake.kwargs[fake.calls.index(call)]["environ_update"]
+    assert environ["CONDA_AGGRESSIVE_UPDATE_PACKAGES"] == ""
+    assert environ["CONDA_AUTO_UPDATE_CONDA"] == "false"
+
+
+def test_update_dry_runs_do_not_skip_the_solve(fake: Any, run_module: Any, cj: Any, root_prefix: Path) -> None:
+    """-S would call every installed name satisfied: latest must still see newer versions."""
+    fake.on("list", "--json", out=cj.list_json(cj.base_records()))
+    fake.on("update", "--dry-run", without=["--satisfied-skip-solve"], out=cj.nothing_to_do_json)
+    failed, result = run_module(conda_package, base_args(root_prefix, name=["fastcore"], state="latest"),
+                                check_mode=True)
+    assert not failed, result
+    assert fake.find("update")
+
+
+def test_check_mode_reports_the_dependencies_mamba_remove_prunes(fake: Any, run_module: Any, cj: Any,
+                                                                 root_prefix: Path) -> None:
+    """D7: mamba remove prunes what nothing needs any more; conda's dry run does not list it."""
+    meta = root_prefix / "conda-meta"
+    (meta / "history").write_text(
+        "==> 2024-05-01 12:00:00 <==\n# cmd: constructor\n# update specs: ['python=3.12', 'conda', 'mamba', 'pip']\n"
+        "==> 2024-05-02 12:00:00 <==\n# cmd: mamba install fastai numpy\n# update specs: [\"fastai\", \"numpy\"]\n")
+    depends = {"fastai": ["python >=3.8", "fastcore >=1.5.29,<1.8", "tinydep"], "fastcore": ["python >=3.7"],
+               "tinydep": ["python >=3.7"], "numpy": ["python >=3.9"], "pip": ["python >=3.8"],
+               "python": [], "conda": ["python"], "mamba": []}
+    for name, deps in depends.items():
+        (meta / ("%s-1-0.json" % name)).write_text(json.dumps({"name": name, "depends": deps}))
+    records = cj.base_records() + [cj.record("fastai", "2.7.18"), cj.record("tinydep", "0.1.0"),
+                                   cj.record("numpy", "1.26.4", "py312h8", "linux-64")]
+    fake.on("list", "--json", out=cj.list_json(records))
+    fake.on("remove", "--dry-run", out=cj.dry_run_json(str(root_prefix), unlink=[cj.record("fastai", "2.7.18")],
+                                                       fetch=[]))
+    args = base_args(root_prefix, name=["fastai"], state="absent", mamba=str(root_prefix / "bin" / "mamba"))
+    failed, result = run_module(conda_package, args, check_mode=True)
+    assert not failed, result
+    assert result["actions"]["unlinked"] == ["fastai==2.7.18", "fastcore==1.5.29", "tinydep==0.1.0"]
+    assert set(result["installed"]) >= {"numpy", "python", "pip", "conda", "mamba"}
+
+
+def test_conda_json_error_on_stdout_makes_the_message(fake: Any, run_module: Any, cj: Any,
+                                                      root_prefix: Path) -> None:
+    """D12: with --json conda prints its error as JSON on stdout and leaves stderr empty."""
+    error = {"caused_by": "None", "error": "InvalidMatchSpec: Invalid spec '!!bad': bad name",
+             "exception_name": "InvalidMatchSpec", "exception_type": "<class 'conda.exceptions.InvalidMatchSpec'>",
+             "message": "Invalid spec '!!bad': bad name"}
+    fake.on("list", "--json", out=cj.list_json(cj.base_records()))
+    fake.on("install", "--dry-run", rc=1, out=json.dumps(error, indent=2))
+    failed, result = run_module(conda_package, base_args(root_prefix, name=["!!bad"]))
+    assert failed
+    assert result["msg"].endswith("InvalidMatchSpec: Invalid spec '!!bad': bad name"), result["msg"]
+
+
+def test_mamba_2_json_shape_of_the_real_run_is_tolerated(fake: Any, run_module: Any, cj: Any,
+                                                         root_prefix: Path) -> None:
+    """D16: mamba 2's --json has libmamba PackageInfo entries (no dist_name) and its own message."""
+    prefix = str(root_prefix)
+    fastai = cj.record("fastai", "2.7.18")
+    info = {key: fastai[key] for key in ("name", "version", "build_string", "build_number")}
+    info.update(build="pyhd8ed1ab_0", subdir="noarch", fn="fastai-2.7.18-pyhd8ed1ab_0.conda", depends=[])
+    mamba_out = json.dumps({"success": True, "dry_run": False, "prefix": prefix,
+                            "actions": {"PREFIX": prefix, "FETCH": [info], "LINK": [info], "UNLINK": []}})
+    fake.on("list", "--json", out=cj.list_json(cj.base_records()), times=1)
+    fake.on("install", "--dry-run", out=cj.dry_run_json(prefix, link=[fastai]))
+    fake.on("install", exe="mamba", out=mamba_out)
+    fake.on("list", "--json", out=cj.list_json(with_records(cj.base_records(), fastai)))
+    args = base_args(root_prefix, name=["fastai"], mamba=str(root_prefix / "bin" / "mamba"))
+    failed, result = run_module(conda_package, args)
+    assert not failed, result
+    assert result["actions"] == {"linked": ["fastai==2.7.18"], "unlinked": []}
+    fake.calls.clear()
+    fake.rules.clear()
+    fake.on("list", "--json", out=cj.list_json(with_records(cj.base_records(), fastai)))
+    fake.on("install", "--dry-run", out=json.dumps({"success": True,
+                                                    "message": "All requested packages already installed"}))
+    failed, result = run_module(conda_package, base_args(root_prefix, name=["fastai>=2"]))
+    assert not failed and result["changed"] is False, result
+
+
+def test_a_satisfied_spec_beside_a_missing_one_is_not_updated(fake: Any, run_module: Any, cj: Any,
+                                                              root_prefix: Path) -> None:
+    """D6: with something else to solve, conda updates an installed requested package anyway
+    (-S only helps when all are satisfied); mamba keeps it. The satisfied spec is dropped."""
+    prefix = str(root_prefix)
+    numpy = cj.record("numpy", "1.26.4", "py312h8", "linux-64")
+    fake.on("list", "--json", out=cj.list_json(cj.base_records()))
+    fake.on("install", "--dry-run", ending=["fastcore>=1.5", "numpy<2"], out=cj.dry_run_json(
+        prefix, link=[numpy, cj.record("fastcore", "1.7.1")], unlink=[cj.record("fastcore", "1.5.29")]))
+    fake.on("install", "--dry-run", ending=["-p", prefix, "fastcore>=1.5"], out=cj.nothing_to_do_json)
+    fake.on("install", "--dry-run", ending=["-p", prefix, "numpy<2"], out=cj.dry_run_json(prefix, link=[numpy]))
+    failed, result = run_module(conda_package, base_args(root_prefix, name=["fastcore>=1.5", "numpy<2"]),
+                                check_mode=True)
+    assert not failed, result
+    assert result["actions"] == {"linked": ["numpy==1.26.4"], "unlinked": []}
+    assert result["installed"]["fastcore"] == "1.5.29"

@@ -352,3 +352,36 @@ def test_a_circle_of_user_installs_is_kept(fake: Any, run_module: Any, root_pref
     failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
     assert not failed
     assert result["pip"] == ["circle-a==1.0", "circle_b==1.0", "fastbook==0.0.29", "Some_Tool==1.0"]
+
+
+# conda >= 25.7's export (REAL-CONDA.md D10) ---------------------------------------
+def test_conda_env_form_specs_of_conda_25_7_are_read(fake: Any, run_module: Any, root_prefix: Path) -> None:
+    """conda_env_form(): no channel, the first '==' becomes '=', brackets stay."""
+    used_prefix(root_prefix, INSTALLER_HISTORY)
+    write_records(root_prefix, {"tool": []})
+    fake.on("env", "export", out=export_json(root_prefix, [
+        "python=3.13", "conda[version='>=26.7.2']", "fastai", "numpy=1.26.4", "tool[version='>=2']"]))
+    failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
+    assert not failed, result
+    assert result["unpinned_conda"] == ["fastai", "numpy", "tool"]
+    assert "numpy=1.26.4" in result["conda"]
+
+
+def test_the_explicit_fallback_of_conda_25_7_keeps_only_what_nothing_needs(fake: Any, run_module: Any,
+                                                                           raised: Any, root_prefix: Path) -> None:
+    """With no request in the history, conda >= 25.7 exports every installed package with its build:
+    those are not requests. What no other installed package depends on is kept."""
+    depends = {"python": [], "pip": ["python >=3.8"], "conda": ["python", "openssl"], "mamba": [],
+               "openssl": ["ca-certificates"], "ca-certificates": [], "fastai": ["fastcore >=1.5", "tinydep"],
+               "fastcore": ["python"], "tinydep": ["python"]}
+    for name, deps in depends.items():
+        record = {"name": name, "version": "1.0", "build": "0", "files": [], "depends": deps}
+        (root_prefix / "conda-meta" / ("%s-1.0-0.json" % name)).write_text(json.dumps(record))
+    (root_prefix / "conda-meta" / "history").write_text("")
+    fake.on("env", "export", out=export_json(root_prefix, ["%s=1.0=0" % name for name in sorted(depends)]))
+    failed, result = run_module(conda_snapshot, {"prefix": str(root_prefix)})
+    assert not failed, result
+    assert result["unpinned_conda"] == ["fastai"]
+    assert result["unreadable"] is False
+    assert result["sources"] == ["conda env export (explicit list: packages nothing else needs)"]
+    assert any("listed every installed package" in warning for warning in raised["warnings"])
