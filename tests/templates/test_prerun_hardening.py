@@ -263,19 +263,19 @@ def test_a_steady_start_returns_without_starting_any_process(workspace: "Workspa
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ws.home)}
     caller = ["bash", "--norc", "--noprofile", "-c", f"set -eu; . '{ws.script}'; echo went on"]
     trace = tmp_path / "trace"
+    # scripts/test installs strace: counting the processes is the point of this test.
+    assert shutil.which("strace"), "strace is needed (scripts/test installs it from Debian's packages)"
     strace = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=execve,fork,vfork,clone,clone3",
-                             *caller], capture_output=True, text=True, env=env, check=False) if shutil.which(
-        "strace") else None
+                             *caller], capture_output=True, text=True, env=env, check=False)
 
     started = subprocess.run(caller, capture_output=True, text=True, env=env, check=False)
 
     assert started.stdout.strip() == "went on"
     assert ws.log.read_text() == log_before, "the engine ran although every entry was the right link"
-    if strace is not None:
-        assert strace.stdout.strip() == "went on", strace.stderr
-        calls = [line for line in trace.read_text().splitlines() if "execve(" in line or "clone" in line
-                 or "fork(" in line]
-        assert len(calls) == 1 and "execve(" in calls[0], calls  # bash itself, nothing else
+    assert strace.stdout.strip() == "went on", strace.stderr
+    calls = [line for line in trace.read_text().splitlines() if "execve(" in line or "clone" in line
+             or "fork(" in line]
+    assert len(calls) == 1 and "execve(" in calls[0], calls  # bash itself, nothing else
 
 
 def test_the_engine_source_is_safe_to_embed_through_a_template() -> None:

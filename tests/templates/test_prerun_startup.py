@@ -136,7 +136,6 @@ def test_a_steady_start_with_the_phase_current_starts_nothing_even_without_comma
     assert ws.log.read_text() == log_before
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (the PATH test above covers it)")
 def test_a_steady_start_with_the_phase_current_forks_and_executes_nothing(workspace: "Workspace") -> None:
     ws = workspace
     converged(ws)
@@ -225,8 +224,7 @@ def test_a_real_run_leaves_no_warning_in_startup_log(workspace: "Workspace") -> 
     """ansible.cfg of the copy enables a callback the venv lacks (as profile_tasks was): no warning."""
     ws = workspace
     playbook_tool = Path(sys.executable).parent / "ansible-playbook"
-    if not playbook_tool.exists():
-        pytest.skip("ansible-playbook is not installed beside this python")
+    assert playbook_tool.exists(), "the project venv has ansible-playbook beside its python"
     project = make_project(ws)
     (project / "ansible.cfg").write_text("[defaults]\ncallbacks_enabled = reforge.absent.profile_tasks\n"
                                          "interpreter_python = auto_silent\n")
