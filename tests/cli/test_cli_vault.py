@@ -16,7 +16,8 @@ import pytest
 
 from fakeproject import clean_env, make_project
 
-KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAAnotarealkey\n-----END OPENSSH PRIVATE KEY-----"
+# A stand-in for key material: the test is about the vault, so no real key (nor its header) is committed.
+KEY = "vaulted-ssh-keys-value\nsecond line AAAAnotarealkey\nthird line"
 PASSWORD = "correct horse battery staple"
 
 # converge -> playbooks/base.yml: write the (vaulted) key where the test can read it.
@@ -62,7 +63,7 @@ def vaulted(tmp_path: Path) -> Path:
         input=KEY, capture_output=True, text=True, check=True, env=clean_env(tmp_path / "vault-state"))
     varsfile = tmp_path / "secrets.yml"
     varsfile.write_text(encrypted.stdout)
-    assert PASSWORD not in varsfile.read_text() and "AAAAAnotarealkey" not in varsfile.read_text()
+    assert PASSWORD not in varsfile.read_text() and "notarealkey" not in varsfile.read_text()
     return varsfile
 
 
