@@ -78,13 +78,13 @@ exists:
 """
 
 import os
-import pwd
 import re
 import stat
 import unicodedata
 from typing import Any, Optional
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.reforge.workstation.plugins.module_utils.conda_prefix_guard import home_dir
 
 
 # Characters a prefix may not hold, by what they break.
@@ -229,7 +229,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    home = params["home"] or os.environ.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
+    home = params["home"] or home_dir()
     try:
         result = check(params["path"], params["variable"], params["rule"], home, os.getuid())
     except ValueError as error:
