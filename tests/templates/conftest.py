@@ -1,9 +1,10 @@
 """Render the prerun role's templates the way Ansible does, without running Ansible.
 
-The role's defaults are read from defaults/main.yml and resolved against each
-other (and against overrides) with Jinja2, so a test sees the same values a
-play would. The only Ansible-specific filters the templates use, ``quote`` and
-``bool``, are provided here with Ansible's semantics.
+The role's defaults, and the storage_links role's that it reads (the link
+entries and the storage paths), are read from defaults/main.yml and resolved
+against each other (and against overrides) with Jinja2, so a test sees the same
+values a play would. The Ansible filters the templates use are provided here with
+Ansible's semantics; the collection's link_entries filter is the real one.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ import jinja2
 import jinja2.nativetypes
 import pytest
 import yaml
+from ansible_collections.reforge.workstation.plugins.filter.link_entries import link_entries
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "prerun"
+# The prerun role imports the storage_links role's defaults: the link entries' one definition.
+DEFAULTS = (REPO / "roles" / "storage_links" / "defaults" / "main.yml", ROLE / "defaults" / "main.yml")
 ANSIBLE_MANAGED = "Ansible managed: do not edit, changes are overwritten"
 
 
@@ -42,12 +46,16 @@ def _environment(native: bool) -> jinja2.Environment:
     env.filters["quote"] = ansible_quote
     env.filters["bool"] = ansible_bool
     env.filters["to_json"] = json.dumps
+    env.filters["zip"] = lambda first, *others: list(zip(first, *others))
+    env.filters["reforge.workstation.link_entries"] = link_entries
     return env
 
 
 def resolve_defaults(overrides: dict[str, Any], facts_home: str) -> dict[str, Any]:
     """The role defaults with overrides applied, every template expression resolved."""
-    defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
+    defaults: dict[str, Any] = {}
+    for path in DEFAULTS:
+        defaults.update(yaml.safe_load(path.read_text()))
     context: dict[str, Any] = {
         **defaults,
         **overrides,
@@ -110,9 +118,9 @@ class Workspace:
 
     def overrides(self, **extra: Any) -> dict[str, Any]:
         return {
-            "prerun_storage_dir": str(self.storage),
-            "prerun_home_dir": str(self.home),
-            "prerun_notebooks_dir": str(self.notebooks),
+            "storage_links_storage_dir": str(self.storage),
+            "storage_links_home_dir": str(self.home),
+            "storage_links_notebooks_dir": str(self.notebooks),
             **extra,
         }
 

@@ -133,10 +133,16 @@ def files_of(tree: dict[str, tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
     return {key: value if value[0] != "dir" else ("dir",) for key, value in tree.items()}
 
 
+def link_entries_of(dirs: list[str], files: list[str], modes: dict[str, str] | None = None) -> list[dict[str, str]]:
+    """Link entries as storage_links_default_entries takes them, from names and modes."""
+    modes = modes or {}
+    return [{"name": name, "kind": kind, **({"mode": modes[name]} if name in modes else {})}
+            for names, kind in ((dirs, "dir"), (files, "file")) for name in names]
+
+
 def small_workspace(ws: "Workspace", **extra: Any) -> Path:
     """Render with a short entry list: two directories and one file."""
-    return ws.render(prerun_link_dirs=[".local", ".ssh"], prerun_link_files=[".gitconfig"],
-                     prerun_link_modes={".ssh": "0700"}, **extra)
+    return ws.render(storage_links_default_entries=link_entries_of([".local", ".ssh"], [".gitconfig"], {".ssh": "0700"}), **extra)
 
 
 # Rendering ----------------------------------------------------------------------
@@ -162,11 +168,21 @@ def test_default_paths_and_entries_are_the_paperspace_ones(render_template: Call
     assert '"files": [".gitconfig", ".git-credentials", ".bash_history"]' in text
 
 
-def test_storage_links_variables_drive_the_entry_list(workspace: "Workspace") -> None:
-    workspace.render(storage_links_dirs=[".a"], storage_links_files=[".b"],
-                     storage_links_extra=[{"name": ".c"}, {"name": ".d", "kind": "file"}])
+def test_the_layers_of_link_entries_drive_the_entry_list_and_modes(workspace: "Workspace") -> None:
+    # The storage_links role's layers, combined by name: a later one updates the keys it sets,
+    # state: absent drops an entry, and the defaults stay unless dropped.
+    workspace.render(
+        storage_links_entries=[{"name": ".c"}, {"name": ".d", "kind": "file", "mode": "0600"}],
+        storage_links_group_entries=[{"name": ".kaggle", "state": "absent"}, {"name": ".ssh", "mode": "0750"}],
+        storage_links_host_entries=[{"name": ".c", "kind": "file"}, {"name": ".bash_history", "state": "absent"}],
+    )
     listed = run_direct(["bash", str(workspace.script)], env={"REFORGE_PRERUN_STAGE": "list"})
-    assert listed.stdout.split("\n") == ["dir .a", "dir .c", "file .b", "file .d", ""]
+    assert listed.stdout.split("\n") == [
+        "dir .local", "dir .ssh", "dir .config", "dir .ipython", "dir .jupyter", "dir .fastai", "dir .conda",
+        "file .gitconfig", "file .git-credentials", "file .c", "file .d", "",
+    ]
+    text = workspace.script.read_text()
+    assert '"modes": {".ssh": "0750", ".git-credentials": "0600", ".d": "0600"}' in text
 
 
 def test_paths_with_spaces_and_quotes_survive_rendering(tmp_path: Path, make_workspace: Any) -> None:
@@ -421,7 +437,7 @@ class Matrix:
             self.home_before[case_id] = snapshot(ws.home / name) if (ws.home / name).is_dir() and not (
                 ws.home / name).is_symlink() else {}
             self.storage_before[case_id] = snapshot(ws.storage / name) if (ws.storage / name).is_dir() else {}
-        ws.render(prerun_link_dirs=dirs, prerun_link_files=files, prerun_link_modes={}, prerun_notebooks_git=False)
+        ws.render(storage_links_default_entries=link_entries_of(dirs, files), prerun_notebooks_git=False)
 
     def build(self, name: str, kind: str, home_state: str, storage_state: str) -> None:
         home, store = self.ws.home / name, self.ws.storage / name
@@ -525,7 +541,7 @@ def test_two_concurrent_starts_end_consistent(workspace: "Workspace", lock: str,
     names = [f".d{i}" for i in range(12)]
     for name in names:
         fill_dir(ws.home / name, "home")
-    ws.render(prerun_link_dirs=names, prerun_link_files=[], prerun_notebooks_git=False)
+    ws.render(storage_links_default_entries=link_entries_of(names, []), prerun_notebooks_git=False)
     before, _ = checksum([ws.home / n for n in names])
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     if lock == "mkdir":
@@ -782,7 +798,7 @@ def test_mambai_falls_back_to_conda_and_says_when_neither_exists(workspace: "Wor
 def test_a_tilde_home_means_the_home_of_whoever_starts(workspace: "Workspace") -> None:
     ws = workspace
     fill_dir(ws.home / ".local", "home")
-    ws.render(prerun_home_dir="~", prerun_link_dirs=[".local"], prerun_link_files=[])
+    ws.render(prerun_home_dir="~", storage_links_default_entries=link_entries_of([".local"], []))
     assert '__reforge_h=${REFORGE_HOME_DIR:-"${HOME:-}"}' in ws.script.read_text()
     source_as_caller(ws)  # runs with HOME set to the workspace's home
     assert os.readlink(ws.home / ".local") == str(ws.storage / ".local")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
-from test_prerun import backups_of, fill_dir, mode_of, small_workspace, source_as_caller
+from test_prerun import backups_of, fill_dir, link_entries_of, mode_of, small_workspace, source_as_caller
 from ansible_collections.reforge.workstation.tests.unit.treedata import data_checksum as checksum
 from ansible_collections.reforge.workstation.tests.unit.treedata import snapshot
 
@@ -60,7 +60,7 @@ def test_r1_a_storage_link_to_etc_is_refused_and_nothing_is_chmodded_through_it(
     etc.chmod(0o755)
     (ws.storage / ".ssh").symlink_to(etc)
     (ws.storage / ".git-credentials").symlink_to(etc / "passwd")
-    ws.render(prerun_link_dirs=[".ssh"], prerun_link_files=[".git-credentials"])
+    ws.render(storage_links_default_entries=link_entries_of([".ssh"], [".git-credentials"], {".ssh": "0700", ".git-credentials": "0600"}))
     etc_before = snapshot(etc)
     outside_before = snapshot(ws.root, skip=("home", "storage", "notebooks", "caller"))
 
@@ -141,7 +141,7 @@ def test_r4_a_file_written_by_a_teammate_during_the_copy_survives(workspace: "Wo
     with history.open("wb") as handle:
         for _ in range(96):
             handle.write(b"h" * (1024 * 1024))
-    ws.render(prerun_link_dirs=[], prerun_link_files=[".bash_history"], prerun_notebooks_git=False)
+    ws.render(storage_links_default_entries=link_entries_of([], [".bash_history"]), prerun_notebooks_git=False)
     partial = ws.storage / ".bash_history.reforge-partial"
     target = ws.storage / ".bash_history"
     wrote = threading.Event()
@@ -178,7 +178,7 @@ def test_r5_a_full_volume_leaves_no_partial_copy_logs_once_and_does_not_copy_aga
     lib.mkdir(parents=True)
     for index in range(6):
         (lib / f"p{index}.so").write_bytes(os.urandom(1500 * 1024))
-    ws.render(prerun_link_dirs=[".local"], prerun_link_files=[], prerun_notebooks_git=False)
+    ws.render(storage_links_default_entries=link_entries_of([".local"], []), prerun_notebooks_git=False)
     before, _ = checksum([ws.home / ".local"])
 
     first = source_as_caller(ws)
@@ -209,7 +209,7 @@ def test_r5_the_timeout_removes_the_partial_copy_and_says_so(workspace: "Workspa
     with (lib / "torch_cuda.so").open("wb") as handle:
         handle.truncate(12 * 1024**3)
     before, _ = checksum([lib / "small.so"])
-    ws.render(prerun_link_dirs=[".local"], prerun_link_files=[], prerun_notebooks_git=False, prerun_timeout=1)
+    ws.render(storage_links_default_entries=link_entries_of([".local"], []), prerun_notebooks_git=False, prerun_timeout=1)
 
     results = [source_as_caller(ws) for _ in range(2)]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from test_prerun import REPOSITORIES, small_workspace, source_as_caller
+from test_prerun import REPOSITORIES, link_entries_of, small_workspace, source_as_caller
 
 if TYPE_CHECKING:
     from conftest import Workspace
@@ -176,8 +176,7 @@ def test_a_rerendered_file_with_the_same_settings_runs_nothing(workspace: "Works
     ws = workspace
     _, record, _ = converged(ws)
     # A converge that re-renders pre-run.sh (new link list) but keeps the startup settings.
-    ws.render(prerun_link_dirs=[".local", ".ssh"], prerun_link_files=[".gitconfig", ".bash_history"],
-              prerun_link_modes={".ssh": "0700"}, prerun_startup_enabled=True, prerun_startup_repositories=REPOSITORIES)
+    ws.render(storage_links_default_entries=link_entries_of([".local", ".ssh"], [".gitconfig", ".bash_history"], {".ssh": "0700"}), prerun_startup_enabled=True, prerun_startup_repositories=REPOSITORIES)
     source_as_caller(ws)
     assert "startup phase not needed" in ws.log.read_text()
     assert len(runs(record)) == 1
