@@ -23,8 +23,6 @@ description:
     C(MAMBA_ROOT_PREFIX) set to the root of I(conda)'s installation, because
     mamba 2 resolves names against that variable from the caller's
     environment.
-author:
-  - reforge contributors (@reforge)
 options:
   name:
     description:
@@ -52,29 +50,22 @@ options:
     type: list
     elements: str
     default: []
-  conda:
-    description:
-      - Path of the conda executable.
-    type: path
-    required: true
   mamba:
     description:
       - Path of the mamba executable. When given, it creates the
         environment. Removal needs no solver and always uses conda.
     type: path
-  channels:
-    description:
-      - Channels for the creation, passed as C(-c) with C(--override-channels).
-    type: list
-    elements: str
-    default: []
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - reforge.workstation.common
+  - reforge.workstation.conda_cli
 attributes:
   check_mode:
-    description: Changes nothing; a creation with packages is checked with C(conda create --dry-run).
     support: full
+    details: Changes nothing; a creation with packages is checked with C(conda create --dry-run).
   diff_mode:
-    description: Shows the environment's state and path before and after.
     support: full
+    details: Shows the environment's state and path before and after.
 seealso:
   - module: reforge.workstation.conda_package
 """

@@ -40,8 +40,6 @@ description:
     default); conda's dry run does not report them, so check mode adds them
     from C(conda-meta). After a real run, the changes reported are those
     between C(conda list) before and after.
-author:
-  - reforge contributors (@reforge)
 options:
   name:
     description:
@@ -77,24 +75,11 @@ options:
     type: str
     choices: [present, latest, absent]
     default: present
-  conda:
-    description:
-      - Path of the conda executable, usually C(PREFIX/bin/conda) or C(PREFIX/condabin/conda).
-    type: path
-    required: true
   mamba:
     description:
       - Path of the mamba executable. When given, it runs the real
         transactions; conda still does the reads and dry runs.
     type: path
-  channels:
-    description:
-      - Channels to use, passed as C(-c) in order, together with
-        C(--override-channels) so that only these are searched. Empty means
-        the channels of C(.condarc).
-    type: list
-    elements: str
-    default: []
   skip_unavailable:
     description:
       - When the transaction does not resolve, try each package on its own,
@@ -104,13 +89,17 @@ options:
         each resolve alone) still fail.
     type: bool
     default: false
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - reforge.workstation.common
+  - reforge.workstation.conda_cli
 attributes:
   check_mode:
-    description: Runs only reads and dry runs, and reports what would change.
     support: full
+    details: Runs only reads and dry runs, and reports what would change.
   diff_mode:
-    description: Shows the package list (name==version) before and after.
     support: full
+    details: Shows the package list (name==version) before and after.
 notes:
   - Packages that pip installed into the environment (channel C(pypi) in
     C(conda list)) are neither counted as installed nor removed.

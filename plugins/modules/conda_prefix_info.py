@@ -21,32 +21,17 @@ description:
     regular C(conda-meta/history) file.
   - Never changes anything.
 options:
-  path:
-    description: Absolute path of the prefix.
-    type: path
-    required: true
-  home:
-    description: The user's home directory; defaults to the home of the user the module runs as.
-    type: path
-  system_dirs:
-    description: Directories the prefix may never be (compared by identity).
-    type: list
-    elements: path
-    default: []
   purpose:
     description: What the caller means to do with the prefix; C(remove) applies the stricter checks.
     type: str
     choices: [install, remove]
     default: install
-attributes:
-  check_mode:
-    description: Read-only, so it runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Changes nothing, so there is nothing to show.
-    support: none
-author:
-  - reforge contributors (@reforge)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - reforge.workstation.common
+  - reforge.workstation.common.read_only
+  - reforge.workstation.conda_prefix_guard
+  - reforge.workstation.conda_prefix_guard.prefix
 """
 
 EXAMPLES = r"""

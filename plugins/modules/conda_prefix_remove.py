@@ -15,28 +15,18 @@ description:
     deleting, so what was checked is what gets removed.
   - Deletes through directory descriptors opened without following links, and stops at any
     directory on another device or listed as a mount point, so it never empties a mount.
-options:
-  path:
-    description: Absolute path of the prefix.
-    type: path
-    required: true
-  home:
-    description: The user's home directory; defaults to the home of the user the module runs as.
-    type: path
-  system_dirs:
-    description: Directories the prefix may never be (compared by identity).
-    type: list
-    elements: path
-    default: []
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - reforge.workstation.common
+  - reforge.workstation.conda_prefix_guard
+  - reforge.workstation.conda_prefix_guard.prefix
 attributes:
   check_mode:
-    description: Runs every check and reports what it would remove, removing nothing.
     support: full
+    details: Runs every check and reports what it would remove, removing nothing.
   diff_mode:
-    description: Not supported, the result names what was removed.
     support: none
-author:
-  - reforge contributors (@reforge)
+    details: The result names what was removed.
 """
 
 EXAMPLES = r"""

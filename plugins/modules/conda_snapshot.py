@@ -44,8 +44,6 @@ description:
   - A prefix that holds installed packages but from which no request could
     be read gives C(unreadable=true), and C(reason) says why. A rebuild
     must not tear such a prefix down on the strength of this snapshot.
-author:
-  - reforge contributors (@reforge)
 options:
   prefix:
     description:
@@ -70,13 +68,10 @@ options:
     type: list
     elements: str
     default: [python, pip, conda, mamba]
-attributes:
-  check_mode:
-    description: Read-only, runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Never changes anything, so there is nothing to show.
-    support: none
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - reforge.workstation.common
+  - reforge.workstation.common.read_only
 notes:
   - A Python version the user requested in the root prefix (for example
     C(python<3.10)) is dropped with the default I(exclude); name C(python) out

@@ -88,15 +88,10 @@ options:
       - Also run C(nvidia-smi), found on the diagnosed PATH, to list the GPUs; RV(gpu) holds its answer.
     type: bool
     default: false
-attributes:
-  check_mode:
-    description: Read-only, so it runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Changes nothing, so there is nothing to show.
-    support: none
-author:
-  - reforge contributors (@reforge)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - reforge.workstation.common
+  - reforge.workstation.common.read_only
 """
 
 EXAMPLES = r"""

@@ -55,7 +55,6 @@ options:
     description: Path of the git program; found on E(PATH) when omitted.
     type: path
 notes:
-  - Supports check mode and diff mode.
   - E(GIT_TERMINAL_PROMPT) is set to C(0), so git never waits for a password.
   - The checkout may have been written by someone else (a shared volume), so nothing it
     controls runs. Every git command gets C(-c) settings that turn off hooks, fsmonitor,
@@ -65,8 +64,16 @@ notes:
     rewrites the remote URL (C(url.*.insteadOf)) is left alone.
   - Credentials in URLs (the password, and for HTTP the whole user part) are shown as C(***)
     in every message and result.
-author:
-  - reforge contributors (@reforge)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - reforge.workstation.common
+attributes:
+  check_mode:
+    support: full
+    details: Fetches nothing, and reports in RV(status) what would happen.
+  diff_mode:
+    support: full
+    details: Shows the commit checked out before and after.
 """
 
 EXAMPLES = r"""

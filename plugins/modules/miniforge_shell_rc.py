@@ -35,19 +35,18 @@ options:
     type: str
     choices: [bash, zsh]
     default: bash
-  home:
-    description: The user's home directory; defaults to the home of the user the module runs as.
-    type: path
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - reforge.workstation.common
+  - reforge.workstation.conda_prefix_guard
 attributes:
   check_mode:
-    description: Runs conda init in the scratch home only when C(conda init --dry-run) reports no change to the
+    support: full
+    details: Runs conda init in the scratch home only when C(conda init --dry-run) reports no change to the
       prefix's own files, and reports the rc file's change without writing it.
-    support: full
   diff_mode:
-    description: Reports the rc file's content before and after.
     support: full
-author:
-  - reforge contributors (@reforge)
+    details: Reports the rc file's content before and after.
 """
 
 EXAMPLES = r"""

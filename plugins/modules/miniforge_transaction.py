@@ -74,8 +74,16 @@ options:
     description: For C(begin), refuse when the prefix's file system has less free space than the prefix uses.
     type: bool
     default: true
-author:
-  - reforge contributors (@reforge)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - reforge.workstation.common
+attributes:
+  check_mode:
+    support: full
+    details: Renames, writes and deletes nothing; RV(report) says what the step would do.
+  diff_mode:
+    support: none
+    details: RV(report) names every step taken.
 """
 
 EXAMPLES = r"""

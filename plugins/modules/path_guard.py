@@ -35,18 +35,11 @@ options:
     type: str
     choices: [prefix, config_file, conda_dir]
     default: prefix
-  home:
-    description: The user's home directory; defaults to the home of the user the module runs as.
-    type: path
-attributes:
-  check_mode:
-    description: Read-only, so it runs the same in check mode.
-    support: full
-  diff_mode:
-    description: Changes nothing, so there is nothing to show.
-    support: none
-author:
-  - reforge contributors (@reforge)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - reforge.workstation.common
+  - reforge.workstation.common.read_only
+  - reforge.workstation.conda_prefix_guard
 """
 
 EXAMPLES = r"""

@@ -61,15 +61,16 @@ options:
       - A public key file in O(path) to return the content of, so that showing it costs no second
         round trip. Only a regular file is read, without following a link.
     type: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - reforge.workstation.common
 attributes:
   check_mode:
-    description: Read-only, so it runs the same in check mode.
     support: full
+    details: Changes nothing and reports what would change in RV(actions).
   diff_mode:
-    description: Changes nothing, so there is nothing to show.
     support: full
-author:
-  - reforge contributors (@reforge)
+    details: Shows each change before and after, the directory's and the files' modes and the files' content.
 """
 
 EXAMPLES = r"""

@@ -75,19 +75,16 @@ options:
     description: Size cap of the backup folder; the oldest stamps go first, never the newest.
     type: int
     default: 5368709120
-author:
-  - reforge contributors (@reforge)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - reforge.workstation.common
 attributes:
   check_mode:
-    description: Read-only, so it runs the same in check mode.
     support: full
+    details: Plans every entry and changes nothing; RV(entries[].actions) says what would be done.
   diff_mode:
-    description: Changes nothing, so there is nothing to show.
     support: full
-  platform:
-    platforms: posix
+    details: Shows the home and storage sides of each changed entry before and after.
 """
 
 EXAMPLES = r"""

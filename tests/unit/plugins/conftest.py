@@ -337,12 +337,115 @@ def make_env() -> Callable[[Path], Path]:
 
 
 # Sanity checks of the modules' documentation -------------------------------------
+class FragmentLoader:
+    """Finds a doc fragment by its full name, as Ansible's fragment_loader does for the fragments the modules use.
+
+    ``ansible-test units`` runs these tests where only ``ansible.module_utils`` can be
+    imported (a link into the installed ansible-core), so ansible.builtin fragments are
+    read from the files of that installation, and the collection's own by their
+    Python name. Like the real loader, it finds nothing for ``<fragment>.<name>``;
+    the caller then reads the variable NAME of ``<fragment>``.
+    """
+
+    def get(self, name: str) -> Optional[type]:
+        import importlib
+        import importlib.util
+
+        import ansible.module_utils
+
+        collection, short = name.rpartition(".")[::2]
+        if not short.isidentifier():
+            return None
+        if collection == "ansible.builtin":
+            installed = Path(os.path.realpath(ansible.module_utils.__path__[0])).parent
+            path = installed / "plugins" / "doc_fragments" / (short + ".py")
+            if not path.is_file():
+                return None
+            spec = importlib.util.spec_from_file_location("ansible_builtin_doc_fragment_" + short, path)
+            if spec is None or spec.loader is None:
+                return None
+            fragment = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(fragment)
+        elif collection == "reforge.workstation":
+            try:
+                fragment = importlib.import_module("ansible_collections.reforge.workstation.plugins.doc_fragments." + short)
+            except ImportError:
+                return None
+        else:
+            return None
+        return getattr(fragment, "ModuleDocFragment", None)
+
+
+def merge_fragment(target: Dict[str, Any], source: Dict[str, Any]) -> None:
+    """ansible.utils.plugin_docs.merge_fragment: what the target sets wins, one level deep; lists are united."""
+    for key, value in source.items():
+        if key in target:
+            if isinstance(target[key], dict):
+                value.update(target[key])
+            elif isinstance(target[key], list):
+                value = sorted(frozenset(value + target[key]))
+            else:
+                raise ValueError("a documentation fragment cannot extend %s" % key)
+        target[key] = value
+
+
+def add_fragments(doc: Dict[str, Any], loader: Any) -> None:
+    """ansible.utils.plugin_docs.add_fragments, which ansible-doc and validate-modules use.
+
+    The module tests cannot import it (ansible-test keeps controller code out of
+    their reach); tests/unit/plugins/doc_fragments checks that this copy merges as
+    the original does.
+    """
+    import yaml
+
+    fragments = doc.pop("extends_documentation_fragment", [])
+    if isinstance(fragments, str):
+        fragments = fragments.split(",")
+    unknown = []
+    for slug in fragments:
+        name, variable = slug.strip(), "DOCUMENTATION"
+        fragment_class = loader.get(name)
+        if fragment_class is None and "." in name:
+            name, variable = name.rsplit(".", 1)
+            variable = variable.upper()
+            fragment_class = loader.get(name)
+        text = getattr(fragment_class, variable, None) if fragment_class is not None else None
+        if text is None:
+            unknown.append(slug)
+            continue
+        fragment = yaml.safe_load(text)
+        for key in ("notes", "seealso"):
+            values = fragment.pop(key, None)
+            if values:
+                doc.setdefault(key, []).extend(values)
+        if "options" not in fragment and "attributes" not in fragment:
+            raise ValueError("fragment %s has neither options nor attributes" % slug)
+        for key in ("options", "attributes"):
+            if key in fragment:
+                if key in doc:
+                    merge_fragment(doc[key], fragment.pop(key))
+                else:
+                    doc[key] = fragment.pop(key)
+        merge_fragment(doc, fragment)
+    if unknown:
+        raise ValueError("unknown doc fragments: %s" % ", ".join(unknown))
+
+
+def documentation(module: Any) -> Dict[str, Any]:
+    """A module's DOCUMENTATION with its extends_documentation_fragment merged in, as ansible-doc shows it."""
+    import yaml
+
+    doc = yaml.safe_load(module.DOCUMENTATION)
+    add_fragments(doc, FragmentLoader())
+    return doc
+
+
 def documentation_problems(module: Any) -> List[str]:
     """What ansible-test's validate-modules would object to, in the parts that matter here."""
     import yaml
 
     problems: List[str] = []
-    doc = yaml.safe_load(module.DOCUMENTATION)
+    doc = documentation(module)
     examples = yaml.safe_load(module.EXAMPLES)
     returns = yaml.safe_load(module.RETURN)
     module_name = module.__name__.rsplit(".", 1)[-1]
@@ -364,6 +467,12 @@ def documentation_problems(module: Any) -> List[str]:
             if documented.get(key, fallback) != accepted.get(key, fallback):
                 problems.append("option %s: %s documented as %r, argument_spec says %r"
                                 % (name, key, documented.get(key, fallback), accepted.get(key, fallback)))
+    for name, attribute in sorted((doc.get("attributes") or {}).items()):
+        for key in ("description", "support"):
+            if not attribute.get(key):
+                problems.append("attribute %s has no %s" % (name, key))
+        if attribute.get("support", "full") not in ("full", "partial", "none", "N/A"):
+            problems.append("attribute %s: support %r" % (name, attribute["support"]))
     if not isinstance(examples, list) or not examples:
         problems.append("EXAMPLES is not a list of tasks")
     else:
@@ -389,5 +498,8 @@ def undocumented_keys(module: Any, result: Dict[str, Any]) -> List[str]:
     return sorted(set(result) - documented - ansible_keys)
 
 
+HELPERS.fragment_loader = FragmentLoader
+HELPERS.add_fragments = add_fragments
+HELPERS.documentation = documentation
 HELPERS.documentation_problems = documentation_problems
 HELPERS.undocumented_keys = undocumented_keys
