@@ -92,6 +92,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+changed:
+  description: Whether the checkout was cloned or fast-forwarded (or would be, in check mode).
+  returned: always
+  type: bool
 status:
   description:
     - What happened, or, in check mode, what would happen.
@@ -482,19 +486,19 @@ def sync(git: Git, params: dict[str, Any], check_mode: bool) -> dict[str, Any]:
     return update(git, params, check_mode, result)
 
 
+ARGUMENT_SPEC: dict[str, Any] = {
+    "repo": {"type": "str", "required": True},
+    "dest": {"type": "path", "required": True},
+    "version": {"type": "str"},
+    "remote": {"type": "str", "default": "origin"},
+    "ssh_command": {"type": "str", "default": ""},
+    "git_executable": {"type": "path"},
+}
+
+
 def main() -> None:
     """Module entry point."""
-    module = AnsibleModule(
-        argument_spec={
-            "repo": {"type": "str", "required": True},
-            "dest": {"type": "path", "required": True},
-            "version": {"type": "str"},
-            "remote": {"type": "str", "default": "origin"},
-            "ssh_command": {"type": "str", "default": ""},
-            "git_executable": {"type": "path"},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     executable = module.params["git_executable"] or module.get_bin_path("git", required=True)
     # Whatever Ansible prints about this task (the options included) masks a URL's credentials.
     module.no_log_values.update(url_secrets(module.params["repo"]))

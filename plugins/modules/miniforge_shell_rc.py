@@ -63,6 +63,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+changed:
+  description: Whether an rc file was changed (or would be, in check mode).
+  returned: always
+  type: bool
 rc_file:
   description: With I(state=present), the rc file conda init chose for the shell.
   returned: when state is present

@@ -97,6 +97,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+changed:
+  description: Whether the step renamed, removed or recorded anything (or would, in check mode).
+  returned: always
+  type: bool
 journal:
   description: Path of the journal file.
   returned: always
@@ -731,26 +735,26 @@ def list_result(paths: Paths) -> dict[str, Any]:
     return {"changed": False, "journal": paths.journal, "generations": listed, "report": render(listed)}
 
 
+ARGUMENT_SPEC: dict[str, Any] = {
+    "step": {"type": "str", "required": True,
+             "choices": ["begin", "commit", "rollback", "recover", "switch", "list"]},
+    "prefix": {"type": "path", "required": True},
+    "generations_dir": {"type": "path", "required": True},
+    "journal_dir": {"type": "path", "required": True},
+    "backup_files": {"type": "list", "elements": "path", "default": []},
+    "keep": {"type": "int", "default": 1},
+    "generation": {"type": "int", "default": 1},
+    "snapshot": {"type": "str", "default": ""},
+    "miniforge_version": {"type": "str", "default": ""},
+    "reason": {"type": "str", "default": ""},
+    "check_space": {"type": "bool", "default": True},
+}
+
+
 def main() -> None:
     from ansible.module_utils.basic import AnsibleModule
 
-    module = AnsibleModule(
-        argument_spec={
-            "step": {"type": "str", "required": True,
-                     "choices": ["begin", "commit", "rollback", "recover", "switch", "list"]},
-            "prefix": {"type": "path", "required": True},
-            "generations_dir": {"type": "path", "required": True},
-            "journal_dir": {"type": "path", "required": True},
-            "backup_files": {"type": "list", "elements": "path", "default": []},
-            "keep": {"type": "int", "default": 1},
-            "generation": {"type": "int", "default": 1},
-            "snapshot": {"type": "str", "default": ""},
-            "miniforge_version": {"type": "str", "default": ""},
-            "reason": {"type": "str", "default": ""},
-            "check_space": {"type": "bool", "default": True},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     for name in ("prefix", "generations_dir", "journal_dir"):
         if not os.path.isabs(module.params[name]):
             module.fail_json(msg=f"{name} '{module.params[name]}' is not an absolute path.")

@@ -57,6 +57,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+changed:
+  description: Always false, since the module only checks the path.
+  returned: always
+  type: bool
 path:
   description: The path with a leading C(~) or C($HOME) expanded.
   returned: always
@@ -211,16 +215,16 @@ def checked_path(path: str, variable: str, rule: str, home: str, uid: int) -> st
     return expanded
 
 
+ARGUMENT_SPEC: dict[str, Any] = {
+    "path": {"type": "str", "required": True},
+    "variable": {"type": "str", "required": True},
+    "rule": {"type": "str", "default": "prefix", "choices": ["prefix", "config_file", "conda_dir"]},
+    "home": {"type": "path"},
+}
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "path": {"type": "str", "required": True},
-            "variable": {"type": "str", "required": True},
-            "rule": {"type": "str", "default": "prefix", "choices": ["prefix", "config_file", "conda_dir"]},
-            "home": {"type": "path"},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
     home = params["home"] or home_dir()
     try:

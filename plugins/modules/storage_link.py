@@ -98,6 +98,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+changed:
+  description: Whether an entry was moved, linked or had its mode fixed, or a backup was pruned (or would be, in check mode).
+  returned: always
+  type: bool
 entries:
   description: One result per entry, in order.
   returned: always
@@ -197,20 +201,20 @@ def converge(entries: list[Entry], settings: Settings, check_mode: bool) -> dict
     return {**Engine(settings, check_mode=False).run(entries), "applied": True}
 
 
+ARGUMENT_SPEC: dict[str, Any] = {
+    "entries": {"type": "list", "elements": "dict", "required": True, "options": ENTRY_SPEC},
+    "storage_dir": {"type": "path", "required": True},
+    "backup_dir": {"type": "path", "required": True},
+    "state_dir": {"type": "path"},
+    "lock_timeout": {"type": "int", "default": 30},
+    "backup_keep": {"type": "int", "default": 10},
+    "backup_max_age_days": {"type": "int", "default": 30},
+    "backup_max_bytes": {"type": "int", "default": 5 * 1024**3},
+}
+
+
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec={
-            "entries": {"type": "list", "elements": "dict", "required": True, "options": ENTRY_SPEC},
-            "storage_dir": {"type": "path", "required": True},
-            "backup_dir": {"type": "path", "required": True},
-            "state_dir": {"type": "path"},
-            "lock_timeout": {"type": "int", "default": 30},
-            "backup_keep": {"type": "int", "default": 10},
-            "backup_max_age_days": {"type": "int", "default": 30},
-            "backup_max_bytes": {"type": "int", "default": 5 * 1024**3},
-        },
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     entries = []
     for item in module.params["entries"]:
         try:

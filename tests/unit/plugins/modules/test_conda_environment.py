@@ -17,10 +17,6 @@ def conda_args(root: Path, **extra: Any) -> Dict[str, Any]:
     return args
 
 
-def test_documentation_matches_argument_spec(cj: Any) -> None:
-    assert cj.documentation_problems(conda_environment) == []
-
-
 def test_present_existing_is_no_change(fake: Any, run_module: Any, cj: Any, root_prefix: Path,
                                        make_env: Any) -> None:
     env = make_env(root_prefix / "envs" / "tmp")

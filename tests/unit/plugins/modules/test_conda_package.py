@@ -25,11 +25,6 @@ def with_records(records: List[Dict[str, Any]], *changes: Dict[str, Any]) -> Lis
     return sorted(by_name.values(), key=lambda rec: rec["name"])
 
 
-# sanity ----------------------------------------------------------------------------
-def test_documentation_matches_argument_spec(cj: Any) -> None:
-    assert cj.documentation_problems(conda_package) == []
-
-
 # present ---------------------------------------------------------------------------
 def test_present_installed_names_need_no_solver(fake: Any, run_module: Any, cj: Any, root_prefix: Path) -> None:
     fake.on("list", "--json", out=cj.list_json(cj.base_records()))

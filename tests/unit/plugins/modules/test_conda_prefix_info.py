@@ -255,8 +255,3 @@ def test_mount_points_are_read_from_mountinfo_with_its_escapes(tmp_path):
     assert mounts == ["/", "/home/me/mini forge/pkgs", "/home/me/mini"]
     assert guard.mounts_at_or_below("/home/me/mini forge", mounts) == ["/home/me/mini forge/pkgs"]
     assert guard.mounts_at_or_below("/home/me/miniforge3", mounts) == []
-
-
-def test_the_modules_are_documented(cj):
-    for module in (prefix_info, prefix_remove):
-        assert cj.documentation_problems(module) == []

@@ -78,10 +78,6 @@ def export_json(prefix: Path, dependencies: List[str]) -> str:
                        "prefix": str(prefix)}, indent=2)
 
 
-def test_documentation_matches_argument_spec(cj: Any) -> None:
-    assert cj.documentation_problems(conda_snapshot) == []
-
-
 def test_snapshot_of_a_used_root_prefix(fake: Any, run_module: Any, cj: Any, root_prefix: Path) -> None:
     used_prefix(root_prefix)
     fake.on("env", "export", "--from-history", out=export_json(root_prefix, ["python=3.13", "fastai"]))

@@ -147,10 +147,6 @@ def by_check(result: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 
 # The module's interface -------------------------------------------------------------
-def test_the_documentation_matches_the_argument_spec(cj: Any) -> None:
-    assert cj.documentation_problems(dp) == []
-
-
 def test_every_returned_key_is_documented(machine: Machine, gather: Callable[..., dict[str, Any]], cj: Any) -> None:
     machine.binary("/usr/bin/python3", prefix="/usr")
     result = gather(machine.path("/usr/bin"))

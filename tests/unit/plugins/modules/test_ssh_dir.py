@@ -60,10 +60,6 @@ def home(tmp_path: Path) -> Path:
     return path
 
 
-def test_documentation_matches_the_argument_spec(cj: Any) -> None:
-    assert cj.documentation_problems(sd) == []
-
-
 def test_creates_the_directory_0700_with_both_blocks(home: Path, run_module: Run) -> None:
     ssh = home / ".ssh"
     failed, result = run_module(sd, args(ssh))
