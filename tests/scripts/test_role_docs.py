@@ -30,6 +30,20 @@ def test_argument_specs_mirror_the_defaults(role: Path):
 
 
 @pytest.mark.parametrize("role", ROLES, ids=lambda r: r.name)
+def test_argument_spec_defaults_are_the_literal_defaults(role: Path):
+    """ansible-doc shows a spec's default as the value: it must be the one defaults/main.yml sets, never prose."""
+    defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text()) or {}
+    options = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
+    for name, option in options.items():
+        value = defaults.get(name)
+        computed = "{{" in yaml.safe_dump(value)
+        if computed:
+            assert "default" not in option, f"{role.name}: {name} is computed; say so in its description, not in default"
+        elif "default" in option:
+            assert option["default"] == value, f"{role.name}: {name} defaults to {value!r}, the spec says {option['default']!r}"
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r.name)
 def test_every_default_has_a_comment(role: Path):
     lines = (role / "defaults" / "main.yml").read_text().splitlines()
     for index, line in enumerate(lines):
