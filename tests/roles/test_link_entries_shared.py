@@ -58,12 +58,25 @@ PLAY = """
         mode: "0600"
 """
 
+# A user's play with only the doctor's main tasks: no validate entry point runs first.
+DOCTOR_ONLY = """
+- name: Diagnose the links
+  hosts: target
+  gather_facts: false
+  roles:
+    - role: reforge.workstation.doctor
+      vars:
+        doctor_quick: true
+        doctor_fail_on_error: false
+"""
+
 DEFAULT_NAMES = [".local", ".ssh", ".config", ".ipython", ".jupyter", ".fastai", ".kaggle", ".conda",
                  ".gitconfig", ".git-credentials", ".bash_history"]
 
 
-def converge(root: Path, host_vars: dict[str, Any], group_vars: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    (root / "play.yml").write_text(PLAY)
+def converge(root: Path, host_vars: dict[str, Any], group_vars: dict[str, Any],
+             play: str = PLAY) -> subprocess.CompletedProcess[str]:
+    (root / "play.yml").write_text(play)
     inventory = {"all": {"children": {"team": {"hosts": {"target": {
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
@@ -120,6 +133,8 @@ def test_the_three_roles_link_list_and_check_the_same_combined_entries(root: Pat
     kinds = dict(reversed(line.split(" ", 1)) for line in listed.stdout.splitlines())
     assert sorted(kinds) == sorted(expected)
     assert kinds[".netrc"] == "file" and kinds[".vim"] == "dir" and kinds[".gitconfig"] == "file"
+    assert '"modes": {".ssh": "0700", ".git-credentials": "0600", ".vim": "0750", ".netrc": "0600"}' in (
+        storage / "pre-run.sh").read_text()
 
     # doctor: one link check per entry, all linked, and the secret flag reaches the privacy check.
     report = json.loads((root / "report.json").read_text())
@@ -150,3 +165,27 @@ def test_a_retired_variable_or_a_bad_entry_is_refused_before_anything_changes(
     assert message in " ".join((result.stdout + result.stderr).split())
     assert list((root / "storage").iterdir()) == []
     assert not (root / "home" / ".vim").is_symlink()
+
+
+@pytest.mark.parametrize(
+    ("host_vars", "message"),
+    [
+        ({"doctor_secret_entries": [".ssh"]}, "Set but no longer read: doctor_secret_entries."),
+        ({"storage_links_host_entries": [{"name": "../outside"}]}, "storage_links_host_entries[0]: name is '../outside'"),
+    ],
+    ids=["retired-variable", "entry-escapes-home"],
+)
+def test_the_doctor_alone_refuses_what_the_entries_refuse(root: Path, host_vars: dict[str, Any], message: str) -> None:
+    result = converge(root, host_vars=host_vars, group_vars={}, play=DOCTOR_ONLY)
+    assert result.returncode != 0
+    assert message in " ".join((result.stdout + result.stderr).split())
+
+
+def test_the_combined_list_is_computed_not_taken_from_the_inventory(root: Path) -> None:
+    # Set in the inventory, it would skip every check; the roles compute it from the layers instead.
+    result = converge(root, host_vars={"storage_links_combined_entries": [{"name": "../escape", "kind": "dir"}]},
+                      group_vars={})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not (root / "escape").exists()
+    assert sorted(path.name for path in (root / "storage").iterdir() if not path.name.startswith(".reforge")) == sorted(
+        DEFAULT_NAMES + ["pre-run.sh", ".bash.local"])

@@ -25,8 +25,9 @@ from ansible_collections.reforge.workstation.plugins.filter.link_entries import 
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "prerun"
-# The prerun role imports the storage_links role's defaults: the link entries' one definition.
-DEFAULTS = (REPO / "roles" / "storage_links" / "defaults" / "main.yml", ROLE / "defaults" / "main.yml")
+# The prerun role imports the storage_links role's defaults and vars: the link entries' one definition.
+DEFAULTS = (REPO / "roles" / "storage_links" / "defaults" / "main.yml", ROLE / "defaults" / "main.yml",
+            REPO / "roles" / "storage_links" / "vars" / "main.yml")
 ANSIBLE_MANAGED = "Ansible managed: do not edit, changes are overwritten"
 
 

@@ -55,6 +55,27 @@ def documentation(code: Any) -> dict[str, Any]:
     return doc
 
 
+def option_problems(options: dict[str, Any], spec: dict[str, Any], within: str) -> list[str]:
+    """Where documented options and the argument spec disagree, sub-options included."""
+    problems: list[str] = []
+    for option in sorted(set(options) ^ set(spec)):
+        problems.append("option %s%s is %s" % (within, option, "undocumented" if option in spec
+                                                else "documented but not accepted"))
+    for option in sorted(set(options) & set(spec)):
+        documented, accepted = options[option], spec[option]
+        if not documented.get("description"):
+            problems.append("option %s%s has no description" % (within, option))
+        for key, fallback in (("type", "str"), ("required", False), ("default", None), ("choices", None),
+                              ("elements", None), ("no_log", False)):
+            if documented.get(key, fallback) != accepted.get(key, fallback):
+                problems.append("option %s%s: %s documented as %r, argument_spec says %r"
+                                % (within, option, key, documented.get(key, fallback), accepted.get(key, fallback)))
+        if documented.get("suboptions") or accepted.get("options"):
+            problems += option_problems(documented.get("suboptions") or {}, accepted.get("options") or {},
+                                        "%s%s." % (within, option))
+    return problems
+
+
 def documentation_problems(code: Any) -> list[str]:
     """Where a module's documentation and what it does disagree: options, attributes, EXAMPLES and RETURN."""
     problems: list[str] = []
@@ -66,18 +87,7 @@ def documentation_problems(code: Any) -> list[str]:
     for key in ("short_description", "description", "author", "options", "attributes"):
         if not doc.get(key):
             problems.append("DOCUMENTATION lacks %s" % key)
-    options, spec = doc.get("options") or {}, code.ARGUMENT_SPEC
-    for option in sorted(set(options) ^ set(spec)):
-        problems.append("option %s is %s" % (option, "undocumented" if option in spec else "documented but not accepted"))
-    for option in sorted(set(options) & set(spec)):
-        documented, accepted = options[option], spec[option]
-        if not documented.get("description"):
-            problems.append("option %s has no description" % option)
-        for key, fallback in (("type", "str"), ("required", False), ("default", None), ("choices", None),
-                              ("elements", None)):
-            if documented.get(key, fallback) != accepted.get(key, fallback):
-                problems.append("option %s: %s documented as %r, argument_spec says %r"
-                                % (option, key, documented.get(key, fallback), accepted.get(key, fallback)))
+    problems += option_problems(doc.get("options") or {}, code.ARGUMENT_SPEC, "")
     for attribute_name, attribute in sorted((doc.get("attributes") or {}).items()):
         for key in ("description", "support"):
             if not attribute.get(key):
@@ -105,13 +115,17 @@ def test_a_wrong_documentation_is_caught() -> None:
         __name__="ansible_collections.reforge.workstation.plugins.modules.wrong", __file__=__file__,
         DOCUMENTATION="module: other\nshort_description: x\ndescription: [x]\n"
                       "extends_documentation_fragment: [reforge.workstation.common]\n"
-                      "options:\n  path: {description: x, type: str}\n",
-        EXAMPLES="- path: /x\n", RETURN="{}\n", ARGUMENT_SPEC={"path": {"type": "path"}, "mode": {}},
+                      "options:\n  path: {description: x, type: str}\n"
+                      "  keys: {description: x, type: list, elements: dict, suboptions: {other: {description: y}}}\n",
+        EXAMPLES="- path: /x\n", RETURN="{}\n",
+        ARGUMENT_SPEC={"path": {"type": "path"}, "mode": {}, "keys": {"type": "list", "elements": "dict", "options": {"name": {}}}},
     )
     problems = documentation_problems(wrong)
     assert "DOCUMENTATION names module 'other'" in problems
     assert "DOCUMENTATION lacks attributes" not in problems, "the fragment's attributes were not merged"
     assert "option mode is undocumented" in problems
+    assert "option keys.name is undocumented" in problems
+    assert "option keys.other is documented but not accepted" in problems
     assert "option path: type documented as 'str', argument_spec says 'path'" in problems
     assert "EXAMPLES is not a list of named tasks" in problems
     assert "RETURN does not document changed" in problems
