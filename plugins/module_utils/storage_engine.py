@@ -1112,7 +1112,7 @@ def startup_command(startup: dict[str, Any], state_dir: str, tags: list[str]) ->
 
 
 def startup_environment(startup: dict[str, Any]) -> dict[str, str]:
-    """ansible's settings for the background run: pipelining, no callback the venv may lack, no colour."""
+    """ansible's settings for the background run: pipelining, no callback the venv may lack, no colour, no bytecode."""
     env = dict(os.environ, PATH=os.path.join(startup["venv"], "bin") + os.pathsep + os.environ.get("PATH", ""))
     config = os.path.join(startup["project"], "ansible.cfg")
     if os.path.isfile(config):
@@ -1120,7 +1120,10 @@ def startup_environment(startup: dict[str, Any]) -> dict[str, str]:
     # Only the stdout callback (an empty value is refused): ansible.cfg may enable one the venv lacks,
     # which would put a warning into startup.log at every run.
     env.update(ANSIBLE_PIPELINING="True", ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.default", ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="False")
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_RETRY_FILES_ENABLED="False",
+               # The controller imports the copy's plugins (the link_entries filter): without this it would
+               # write __pycache__ into the copy, which changes its fingerprint and reruns the next start.
+               PYTHONDONTWRITEBYTECODE="1")
     return env
 
 
