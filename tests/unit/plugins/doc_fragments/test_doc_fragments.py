@@ -59,8 +59,8 @@ def option_problems(options: dict[str, Any], spec: dict[str, Any], within: str) 
     """Where documented options and the argument spec disagree, sub-options included."""
     problems: list[str] = []
     for option in sorted(set(options) ^ set(spec)):
-        problems.append("option %s%s is %s" % (within, option, "undocumented" if option in spec
-                                                else "documented but not accepted"))
+        state = "undocumented" if option in spec else "documented but not accepted"
+        problems.append("option %s%s is %s" % (within, option, state))
     for option in sorted(set(options) & set(spec)):
         documented, accepted = options[option], spec[option]
         if not documented.get("description"):
